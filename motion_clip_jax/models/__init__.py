@@ -1,0 +1,1 @@
+"""Flax models: the frozen CLIP core and the motion-prompt video model."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the external OpenAI reference code, loaded by file path."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import sys
+
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def load_openai_clip_file(name: str):
+    """Imports `clip/<name>.py` from the installed openai-clip package without `import clip`
+    (its __init__ imports torchvision, which the pinned torch cannot sit beside)."""
+    spec = importlib.util.find_spec("clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "openai-clip is not installed: pip install --no-deps -r requirements-test-nodeps.txt"
+        )
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / f"{name}.py"
+    module_spec = importlib.util.spec_from_file_location(f"openai_clip_{name}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def openai_model():
+    """OpenAI's `clip/model.py` module (CLIP, build_model, ...)."""
+    return load_openai_clip_file("model")
