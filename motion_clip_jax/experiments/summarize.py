@@ -1,0 +1,63 @@
+"""Summarise eval_results.json files: mean +- std over few-shot draws or over dataset splits.
+
+  python -m motion_clip_jax.experiments.summarize WORKDIR [WORKDIR ...]
+
+One workdir: its evaluation sets grouped by dataset (e.g. hmdb51_split1..3 -> hmdb51, mean +- std
+over the splits, as paper Tab. 6-7). Several workdirs (e.g. 10 few-shot draws): each set's mean +- std
+over the workdirs (paper Tab. 4-5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+
+def load_results(workdir: str) -> dict:
+    path = os.path.join(workdir, "eval_results.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no evaluation results (has the run finished?)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, float]]:
+    """{group/view: {mean, std, n, values}} over splits (one workdir) or over workdirs."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for workdir in workdirs:
+        for key, value in load_results(workdir).items():
+            if not isinstance(value, dict) or metric not in value:
+                continue
+            name, view = key.split("/", 1)
+            if len(workdirs) == 1:
+                name = re.sub(r"_split\d+$", "", name)
+            groups[f"{name}/{view}"].append(100 * value[metric])
+    return {
+        k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v), "values": v}
+        for k, v in sorted(groups.items())
+    }
+
+
+def format_table(summary: dict[str, dict[str, float]], metric: str = "top1") -> str:
+    lines = [f"| set / view | {metric} (%) mean +- std | n |", "| --- | --- | --- |"]
+    for key, s in summary.items():
+        lines.append(f"| {key} | {s['mean']:.2f} +- {s['std']:.2f} | {s['n']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    summary = summarize(argv)
+    print(format_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

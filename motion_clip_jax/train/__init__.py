@@ -1,0 +1,1 @@
+"""Training engine: mesh, optimizer, sharded steps, checkpoints, the train/eval loop."""

@@ -1,0 +1,187 @@
+"""From the config's `data` section to the iterators the loop consumes (motion_clip_jax.data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from motion_clip_jax.data import classnames as classnames_lib
+from motion_clip_jax.data import pipeline, source, synthetic
+
+
+@dataclasses.dataclass
+class Dataset:
+    """One dataset folder as the loop sees it."""
+
+    dataset_dir: str
+    class_names: list[str]  # the prompts' class names, index = label
+    num_train: int  # videos per epoch (after a few-shot draw)
+    train_split: str
+    eval_split: str
+    train_video_ids: list[str] | None = None  # a few-shot draw, else the whole split
+    class_pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+
+
+def _has_dataset(path: str) -> bool:
+    try:
+        source.resolve_dataset_dir(path)
+        return True
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _class_names(spec: str, dataset_dir: str) -> list[str]:
+    """'' -> the dataset's ClassLabel names; a vendored list name; or a label file path."""
+    if not spec:
+        return source.class_names(dataset_dir)
+    if spec in ("hmdb51", "ucf101", "kinetics400"):
+        return classnames_lib.load_classnames(spec)
+    return classnames_lib.read_label_file(spec)
+
+
+def prepare_dataset(config: ml_collections.ConfigDict, workdir: str) -> Dataset:
+    """Writes the synthetic dataset if asked and missing, resolves class names and few-shot draws."""
+    d = config.data
+    path = d.dataset_dir
+    if d.synthetic_if_missing and not _has_dataset(path):
+        if jax.process_index() == 0:
+            print(f"Writing the synthetic motion dataset to {path} ...", flush=True)
+            synthetic.write_synthetic_dataset(
+                os.path.dirname(os.path.abspath(path)) or ".",
+                name=os.path.basename(os.path.normpath(path)),
+                num_train=d.synthetic_num_train,
+                num_test=d.synthetic_num_test,
+                seed=d.synthetic_seed,
+                size=d.crop_size,
+                num_frames=config.model.num_frames,
+            )
+        multihost_utils.sync_global_devices("synthetic dataset written")
+    dataset_dir = source.resolve_dataset_dir(path)
+    stored = source.class_names(dataset_dir)
+    class_names = _class_names(d.class_names, dataset_dir)
+    if len(class_names) != len(stored):
+        raise ValueError(
+            f"config.data.class_names={d.class_names!r} gives {len(class_names)} classes, the "
+            f"dataset {dataset_dir} has {len(stored)}"
+        )
+    sizes = source.split_sizes(dataset_dir)
+    train_split = d.train_split
+    num_train = _split_size(sizes, train_split, dataset_dir)
+    video_ids = None
+    if d.few_shot_k:
+        video_ids = few_shot_video_ids(
+            dataset_dir, train_split, d.few_shot_k, d.few_shot_seed, workdir
+        )
+        num_train = len(video_ids)
+    pairs = []
+    if tuple(stored) == synthetic.CLASS_NAMES:  # order-paired classes: (0, 1), (2, 3), ...
+        pairs = [(i, i + 1) for i in range(0, len(stored), 2)]
+    return Dataset(dataset_dir, class_names, num_train, train_split, d.eval_split, video_ids, pairs)
+
+
+def prepare_eval_dataset(config: ml_collections.ConfigDict, extra: Any) -> Dataset:
+    """An extra evaluation set (zero-shot / cross-dataset): its own folder, split, class names."""
+    dataset_dir = source.resolve_dataset_dir(extra.dataset_dir)
+    names = _class_names(extra.class_names, dataset_dir)
+    return Dataset(dataset_dir, names, 0, "", extra.split)
+
+
+def _split_size(sizes: dict[str, int], split: str, dataset_dir: str) -> int:
+    base = split.split("[")[0]
+    if base not in sizes:
+        raise ValueError(f"{dataset_dir} has no split {base!r} (splits: {sorted(sizes)})")
+    if "[" not in split:
+        return sizes[base]
+    return len(source.split_records(dataset_dir, split, process_index=0, process_count=1))
+
+
+def few_shot_video_ids(dataset_dir: str, split: str, k: int, seed: int, workdir: str) -> list[str]:
+    """k videos per class drawn from `split` (a pure function of list, k, seed), written out."""
+    from motion_clip_jax.data import fewshot
+
+    rows = source.read_split_index(dataset_dir, split)
+    drawn = fewshot.draw_few_shot([(video_id, label) for video_id, label, _ in rows], k, seed)
+    if jax.process_index() == 0:
+        fewshot.write_few_shot_list(
+            os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt"),
+            drawn,
+            source.class_names(dataset_dir),
+        )
+    return [video_id for video_id, _ in drawn]
+
+
+def train_iterator(
+    config: ml_collections.ConfigDict,
+    dataset: Dataset,
+    start_step: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """This process's share of each global batch, from `start_step` on (exact resume).
+
+    process_index / process_count default to JAX's; tests pass them to emulate a multi-host layout.
+    """
+    process_count = jax.process_count() if process_count is None else process_count
+    per_process = config.train.batch_size // process_count
+    batches = pipeline.make_train_iterator(
+        dataset.dataset_dir,
+        dataset.train_split,
+        num_frames=config.model.num_frames,
+        crop_size=config.data.crop_size,
+        batch_size=per_process,
+        seed=config.seed,
+        start_step=start_step,
+        process_index=process_index,
+        process_count=process_count,
+        video_ids=dataset.train_video_ids,
+        flip=config.data.flip,
+        on_bad_record="skip" if config.data.skip_bad_records else "raise",
+    )
+    for batch in batches:
+        # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
+        # False; the jitted step wants fixed shapes, so the slot is refilled from the same batch.
+        if not batch["mask"].all():
+            batch = _drop_masked(batch)
+        yield {"video": batch["video"], "label": batch["label"]}
+
+
+def _drop_masked(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Replaces skipped (masked) clips by valid clips of the same batch so shapes stay fixed."""
+    valid = np.flatnonzero(batch["mask"])
+    if valid.size == 0:
+        raise ValueError("a whole training batch consists of skipped bad records")
+    fill = valid[np.arange(len(batch["mask"])) % valid.size]
+    take = np.where(batch["mask"], np.arange(len(batch["mask"])), fill)
+    return {k: v[take] for k, v in batch.items()}
+
+
+def eval_iterator(
+    config: ml_collections.ConfigDict, dataset: Dataset, multiview: bool
+) -> Iterator[dict[str, np.ndarray]]:
+    """This process's share of each global eval batch; every process yields the same count."""
+    return pipeline.make_eval_iterator(
+        dataset.dataset_dir,
+        dataset.eval_split,
+        num_frames=config.model.num_frames,
+        crop_size=config.data.crop_size,
+        batch_size=config.eval.batch_size // jax.process_count(),
+        multiview=multiview,
+        seed=config.seed,
+        on_bad_record="skip" if config.data.skip_bad_records else "raise",
+    )
+
+
+def allgather(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Concatenates each process's arrays in process order (identity with one process)."""
+    if jax.process_count() == 1:
+        return local
+    return {
+        k: np.asarray(multihost_utils.process_allgather(v, tiled=True)) for k, v in local.items()
+    }

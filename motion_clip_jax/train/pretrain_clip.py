@@ -1,0 +1,444 @@
+"""Contrastive (CLIP-style) pretraining of the synthetic world's tiny CLIP, and its cache.
+
+A random-weight tower's frame feature carries no object position (DESIGN §8), so the demo freezes a
+tiny CLIP pretrained here: symmetric InfoNCE between static synthetic frames
+(`synthetic.render_static_frames`) and captions naming shape, colour, position, size and tilt.
+
+Equal captions in one batch are not negatives of each other: the targets are soft, uniform over
+every column whose caption equals the row's (plain CLIP would push equal pairs apart).
+
+    python -m motion_clip_jax.train.pretrain_clip --cache_dir /tmp/tiny_clip
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from motion_clip_jax.convert import flax_file
+from motion_clip_jax.data import synthetic
+from motion_clip_jax.models.clip import CLIP, CLIPConfig, clip_config, init_clip
+from motion_clip_jax.tokenizer import tokenize
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# Bump when the recipe changes in a way the settings do not show: old cache files become stale.
+RECIPE_VERSION = 1
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) to 100
+
+# Defaults: about 2 minutes on the shared 2-core CPU box (see docs/pretrain_clip.md).
+DEFAULT_STEPS = 3000
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_LEARNING_RATE = 2e-3
+DEFAULT_POOL_SIZE = 40_000
+DEFAULT_GROUP_SIZE = 4
+DEFAULT_WARMUP_STEPS = 150
+DEFAULT_WEIGHT_DECAY = 0.1
+CAPTION_STYLES = ("rich", "plain")
+_EXPERIMENT = {}
+
+
+def normalize_frames(frames: jax.Array | np.ndarray) -> jax.Array:
+    """uint8 (..., H, W, 3) frames -> float32 CLIP-normalised pixels."""
+    x = jnp.asarray(frames, jnp.float32) / 255.0
+    return (x - jnp.asarray(CLIP_MEAN)) / jnp.asarray(CLIP_STD)
+
+
+GRID = 8  # rich captions name the centre's cell in a GRID x GRID grid: rows 1-8, columns a-h
+_COLUMN_NAMES = "abcdefgh"
+# Tilt in quarters of the shape's symmetry period (90 degrees for a square, 120 for a triangle):
+# upright, a quarter clockwise, half way, three quarters. One token each, and no word (or digit)
+# serves two attributes, so the tiny text tower need not bind a shared token to its attribute.
+_TILT_NAMES = ("straight", "tipped", "angled", "twisted")
+_SYMMETRY_DEGREES = {"square": 90.0, "triangle": 120.0}
+
+
+def _cell(value: float, bins: int) -> int:
+    """0-based equal-width bin of [0.1, 0.9] holding `value` (shape centres stay in about it)."""
+    return min(max(int((value - 0.1) / 0.8 * bins), 0), bins - 1)
+
+
+def rich_caption(shape: str, colour: str, x: float, y: float, extent: float, angle: float) -> str:
+    """A finer caption than `synthetic.caption`: 8x8 grid cell, 3 sizes, tilt in 4 steps.
+
+    x, y: centre relative to the side; extent relative to the side; angle in degrees clockwise.
+    E.g. "small red square tipped row 1 column h" (row 1 is the top, column a the left).
+    Words are few and one token each: the text tower's cost grows with the caption length.
+    Circles have no tilt word.
+    """
+    size_word = "small" if extent < 0.25 else "large" if extent > 0.38 else "medium"
+    text = f"{size_word} {colour} {shape}"
+    if shape in _SYMMETRY_DEGREES:
+        period = _SYMMETRY_DEGREES[shape]
+        # Bins centred on 0, 1/4, 1/2, 3/4 of the period.
+        phase = ((angle % period) / period + 0.5 / len(_TILT_NAMES)) % 1.0
+        text += " " + _TILT_NAMES[min(int(phase * len(_TILT_NAMES)), len(_TILT_NAMES) - 1)]
+    return f"{text} row {_cell(y, GRID) + 1} column {_COLUMN_NAMES[_cell(x, GRID)]}"
+
+
+def captions_for(attributes: dict[str, np.ndarray], style: str) -> list[str]:
+    """Captions (N,) of frames from `render_static_frames`' attributes, in `style` (CAPTION_STYLES)."""
+    colours = list(synthetic.COLOURS)
+    rows = zip(
+        attributes["shape"],
+        attributes["colour"],
+        attributes["x"],
+        attributes["y"],
+        attributes["size"],
+        attributes["angle"],
+    )
+    if style == "plain":
+        return [
+            synthetic.caption(synthetic.SHAPES[s], colours[c], x, y, e) for s, c, x, y, e, _ in rows
+        ]
+    if style == "rich":
+        return [
+            rich_caption(synthetic.SHAPES[s], colours[c], x, y, e, a) for s, c, x, y, e, a in rows
+        ]
+    raise ValueError(f"caption_style={style!r}: must be one of {CAPTION_STYLES}")
+
+
+def caption_tokens(captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Caption ids (N,) (equal captions share an id) and tokens (N, L) int32.
+
+    L is the shortest context holding every caption's EOT: the text tower is causal and reads the
+    EOT feature, so the tokens after it never matter.
+    """
+    unique, caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
+    unique_tokens = tokenize(list(unique))
+    length = int((unique_tokens > 0).sum(axis=1).max())
+    return caption_ids.astype(np.int32), unique_tokens[caption_ids, :length]
+
+
+def hard_negative_keys(attributes: dict[str, np.ndarray]) -> np.ndarray:
+    """(N,) int key equal for frames of the same colour, size word and grid cell.
+
+    Frames with one key differ (in their captions) only by shape and tilt: batching them
+    together makes shape and tilt the only way to tell them apart.
+    """
+    extent = attributes["size"]
+    size_bin = np.where(extent < 0.25, 0, np.where(extent > 0.38, 2, 1))
+    column = np.array([_cell(x, GRID) for x in attributes["x"]])
+    row = np.array([_cell(y, GRID) for y in attributes["y"]])
+    return ((attributes["colour"] * 3 + size_bin) * GRID + row) * GRID + column
+
+
+def epoch_batches(
+    keys: np.ndarray, batch_size: int, group_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One epoch's batches (num_batches, batch_size) of pool indices.
+
+    group_size 1: a plain shuffle. group_size g > 1: every batch is made of batch_size / g groups
+    of g frames sharing a key (`hard_negative_keys`); frames left over in a key skip this epoch.
+    """
+    if group_size == 1:
+        order = rng.permutation(len(keys))
+    else:
+        groups = []
+        by_key = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.diff(keys[by_key], prepend=-1))
+        for members in np.split(by_key, starts[1:]):
+            members = rng.permutation(members)
+            usable = len(members) - len(members) % group_size
+            groups.extend(members[:usable].reshape(-1, group_size))
+        order = np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+    num_batches = len(order) // batch_size  # drop the ragged tail
+    return np.sort(order[: num_batches * batch_size].reshape(num_batches, batch_size), axis=1)
+
+
+def contrastive_loss(
+    image_features: jax.Array,
+    text_features: jax.Array,
+    logit_scale: jax.Array,
+    caption_ids: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Symmetric InfoNCE with soft targets over equal captions.
+
+    image_features, text_features: (B, D), not normalised; caption_ids: (B,) int.
+    Returns (loss, accuracy): accuracy is the fraction of image rows whose best text has the
+    row's caption.
+    """
+    img = image_features / jnp.linalg.norm(image_features, axis=-1, keepdims=True)
+    txt = text_features / jnp.linalg.norm(text_features, axis=-1, keepdims=True)
+    logits = jnp.exp(jnp.minimum(logit_scale, MAX_LOGIT_SCALE)) * img @ txt.T
+    same = (caption_ids[:, None] == caption_ids[None, :]).astype(jnp.float32)
+    targets = same / same.sum(axis=1, keepdims=True)  # symmetric: same for the text side
+    loss_image = -(targets * jax.nn.log_softmax(logits, axis=1)).sum(axis=1).mean()
+    loss_text = -(targets * jax.nn.log_softmax(logits.T, axis=1)).sum(axis=1).mean()
+    hit = jnp.take_along_axis(same, jnp.argmax(logits, axis=1)[:, None], axis=1)
+    return (loss_image + loss_text) / 2, hit.mean()
+
+
+def _decay_mask(params: Any) -> Any:
+    """Weight decay on matrices only (not gains, biases, class token or logit_scale), as CLIP."""
+    return jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
+
+
+def make_train_step(
+    module: CLIP, optimizer: optax.GradientTransformation
+) -> Callable[..., tuple[Any, Any, jax.Array, jax.Array]]:
+    """Jitted (params, opt_state, frames uint8 (B,H,W,3), tokens (B,L), caption_ids (B,)) ->
+    (params, opt_state, loss, accuracy)."""
+
+    def loss_fn(params, frames, tokens, caption_ids):
+        variables = {"params": params}
+        img = module.apply(variables, normalize_frames(frames), method=CLIP.encode_image)
+        txt = module.apply(variables, tokens, method=CLIP.encode_text)
+        return contrastive_loss(img, txt, params["logit_scale"], caption_ids)
+
+    def step(params, opt_state, frames, tokens, caption_ids):
+        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, frames, tokens, caption_ids
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        # CLIP clamps the temperature parameter itself, not only its use in the loss.
+        params["logit_scale"] = jnp.clip(params["logit_scale"], 0.0, MAX_LOGIT_SCALE)
+        return params, opt_state, loss, accuracy
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def _check_settings(steps, batch_size, learning_rate, pool_size, warmup_steps, weight_decay):
+    problems = []
+    if not isinstance(steps, int) or steps < 1:
+        problems.append(f"steps={steps!r} must be an int >= 1")
+    if not isinstance(batch_size, int) or batch_size < 2:
+        problems.append(f"batch_size={batch_size!r} must be an int >= 2")
+    if not learning_rate > 0:
+        problems.append(f"learning_rate={learning_rate!r} must be > 0")
+    if not isinstance(pool_size, int) or pool_size < batch_size:
+        problems.append(f"pool_size={pool_size!r} must be an int >= batch_size={batch_size}")
+    if not isinstance(warmup_steps, int) or warmup_steps < 0:
+        problems.append(f"warmup_steps={warmup_steps!r} must be an int >= 0")
+    if not weight_decay >= 0:
+        problems.append(f"weight_decay={weight_decay!r} must be >= 0")
+    if problems:
+        raise ValueError("pretrain_tiny_clip: " + "; ".join(problems))
+
+
+def pretrain_tiny_clip(
+    *,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    size: int = 32,
+    clip_preset: str = "tiny",
+    pool_size: int = DEFAULT_POOL_SIZE,
+    caption_style: str = "rich",
+    group_size: int = DEFAULT_GROUP_SIZE,
+    warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    log_every: int = 250,
+    log_fn: Callable[[str], Any] | None = print,
+    history: list[dict[str, float]] | None = None,
+) -> tuple[CLIPConfig, dict[str, Any]]:
+    """Pretrains a CLIP on static synthetic frames and their captions. Deterministic given seed.
+
+    A pool of `pool_size` frames is rendered once (seed `seed`) and shuffled every epoch; AdamW
+    (b2 0.98, eps 1e-6, decay on matrices only) with linear warm-up then cosine decay to 0.
+    If `history` is given, one dict {step, loss, accuracy, steps_per_s} per log is appended to it.
+    Returns (config, params) with params a numpy tree.
+    """
+    _check_settings(steps, batch_size, learning_rate, pool_size, warmup_steps, weight_decay)
+    log = log_fn or (lambda _: None)
+    config = clip_config(clip_preset, image_resolution=size)
+    start = time.time()
+    frames, _, attributes = synthetic.render_static_frames(pool_size, seed=seed, size=size)
+    caption_ids, tokens = caption_tokens(captions_for(attributes, caption_style))
+    log(
+        f"pretrain_clip: {pool_size} frames ({caption_ids.max() + 1} distinct {caption_style} "
+        f"captions, {tokens.shape[1]} tokens) rendered in {time.time() - start:.1f}s"
+    )
+
+    module, variables = init_clip(config, jax.random.PRNGKey(seed))
+    params = variables["params"]
+    if _EXPERIMENT.get("logit_scale") is not None:
+        params["logit_scale"] = jnp.asarray(_EXPERIMENT["logit_scale"], jnp.float32)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=learning_rate,
+        warmup_steps=min(warmup_steps, steps - 1),
+        decay_steps=steps,
+        end_value=0.0,
+    )
+    optimizer = optax.adamw(
+        schedule, b1=0.9, b2=0.98, eps=1e-6, weight_decay=weight_decay, mask=_decay_mask
+    )
+    opt_state = optimizer.init(params)
+    train_step = make_train_step(module, optimizer)
+
+    order_rng = np.random.default_rng([int(seed), 0xC11B])
+    keys = hard_negative_keys(attributes)
+    batches = np.zeros((0, batch_size), np.int64)
+    losses, accuracies = [], []
+    loop_start = time.time()
+    for step in range(steps):
+        if step % max(len(batches), 1) == 0:
+            batches = epoch_batches(keys, batch_size, group_size, order_rng)
+            if not len(batches):
+                raise ValueError(
+                    f"pretrain_clip: pool_size={pool_size} gives no batch of {batch_size} "
+                    f"with group_size={group_size}"
+                )
+        index = batches[step % len(batches)]
+        params, opt_state, loss, accuracy = train_step(
+            params, opt_state, frames[index], tokens[index], caption_ids[index]
+        )
+        losses.append(loss)
+        accuracies.append(accuracy)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            mean_loss = float(np.mean(jax.device_get(losses)))  # also waits for the steps
+            mean_accuracy = float(np.mean(jax.device_get(accuracies)))
+            if not np.isfinite(mean_loss):
+                raise FloatingPointError(f"pretrain_clip: loss is {mean_loss} at step {step + 1}")
+            elapsed = time.time() - loop_start
+            rate = (step + 1) / elapsed
+            log(
+                f"pretrain_clip: step {step + 1}/{steps} loss {mean_loss:.4f} "
+                f"batch-acc {mean_accuracy:.3f} lr {float(schedule(step)):.2e} "
+                f"{rate:.1f} steps/s ETA {(steps - step - 1) / rate:.0f}s"
+            )
+            if history is not None:
+                history.append(
+                    {
+                        "step": step + 1,
+                        "loss": mean_loss,
+                        "accuracy": mean_accuracy,
+                        "steps_per_s": rate,
+                    }
+                )
+            losses, accuracies = [], []
+    log(f"pretrain_clip: done in {time.time() - start:.1f}s")
+    return config, jax.tree_util.tree_map(np.asarray, params)
+
+
+def cache_filename(*, seed: int = 0, **settings: Any) -> str:
+    """The cache file name for these settings: readable key settings + a hash of all of them.
+
+    `settings` are `pretrain_tiny_clip`'s keyword arguments (defaults filled in here).
+    """
+    unknown = sorted(set(settings) - set(_SETTING_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"unknown pretraining settings {unknown}; known: {sorted(_SETTING_DEFAULTS)}"
+        )
+    full = {**_SETTING_DEFAULTS, **settings, "seed": seed, "recipe_version": RECIPE_VERSION}
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:10]
+    return (
+        f"tiny_clip-{full['clip_preset']}-{full['size']}px-seed{seed}-"
+        f"{full['steps']}x{full['batch_size']}-{digest}.msgpack"
+    )
+
+
+# The settings that change the pretrained weights (log_fn / log_every do not).
+_SETTING_DEFAULTS: dict[str, Any] = {
+    "steps": DEFAULT_STEPS,
+    "batch_size": DEFAULT_BATCH_SIZE,
+    "learning_rate": DEFAULT_LEARNING_RATE,
+    "size": 32,
+    "clip_preset": "tiny",
+    "pool_size": DEFAULT_POOL_SIZE,
+    "caption_style": "rich",
+    "group_size": DEFAULT_GROUP_SIZE,
+    "warmup_steps": DEFAULT_WARMUP_STEPS,
+    "weight_decay": DEFAULT_WEIGHT_DECAY,
+}
+
+
+def get_or_pretrain_tiny_clip(
+    cache_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    log_fn: Callable[[str], Any] | None = print,
+    log_every: int = 250,
+    **settings: Any,
+) -> str:
+    """Path of the cached pretrained CLIP for these settings; pretrains and writes it if missing.
+
+    The file (`save_clip` format, written atomically) is named by `cache_filename`, so other
+    settings never reuse it. An existing file that does not load, or holds another config, is an
+    error naming it (delete it to rebuild). A `<file>.json` beside it records the run (settings,
+    seconds, loss history).
+    """
+    path = os.path.join(os.fspath(cache_dir), cache_filename(seed=seed, **settings))
+    full = {**_SETTING_DEFAULTS, **settings}
+    expected = clip_config(full["clip_preset"], image_resolution=full["size"])
+    if os.path.exists(path):
+        try:
+            module, _ = flax_file.load_clip(path)
+        except Exception as e:
+            raise RuntimeError(
+                f"cached tiny CLIP {path} is unreadable ({e}); delete it to pretrain again"
+            ) from e
+        if module.config != expected:
+            raise RuntimeError(
+                f"cached tiny CLIP {path} holds config {module.config}, expected {expected}; "
+                "delete it to pretrain again"
+            )
+        if log_fn:
+            log_fn(f"pretrain_clip: reusing {path}")
+        return path
+    history: list[dict[str, float]] = []
+    start = time.time()
+    config, params = pretrain_tiny_clip(
+        seed=seed, log_fn=log_fn, log_every=log_every, history=history, **settings
+    )
+    seconds = time.time() - start
+    flax_file.save_clip(path, config, params)
+    record = {"settings": {**full, "seed": seed}, "seconds": round(seconds, 1), "history": history}
+    tmp = path + ".json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, path + ".json")
+    if log_fn:
+        log_fn(f"pretrain_clip: wrote {path} ({seconds:.0f}s)")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache_dir", required=True, help="folder of the cached msgpack")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
+    parser.add_argument("--pool_size", type=int, default=DEFAULT_POOL_SIZE)
+    parser.add_argument("--caption_style", choices=CAPTION_STYLES, default="rich")
+    parser.add_argument("--probe", action="store_true", help="also run the probes, print JSON")
+    args = parser.parse_args(argv)
+    path = get_or_pretrain_tiny_clip(
+        args.cache_dir,
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        pool_size=args.pool_size,
+        caption_style=args.caption_style,
+    )
+    print(path)
+    if args.probe:
+        from motion_clip_jax.train import probe
+
+        module, variables = flax_file.load_clip(path)
+        results = {
+            "frame_probe": probe.frame_probe(module, variables),
+            "motion_probe": probe.motion_probe(module, variables),
+        }
+        print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

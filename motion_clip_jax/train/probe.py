@@ -1,0 +1,205 @@
+"""What a frozen CLIP image tower's per-frame feature knows about the synthetic world.
+
+`frame_probe`: linear probes (ridge, closed form) on the projected class token of static frames:
+R^2 of x, y, size and tilt, accuracy of shape and colour. `motion_probe`: heads on the frozen
+per-frame features of motion clips, order-blind (mean over frames) vs ordered (frames
+concatenated in order) vs frame differences; within-pair accuracy tells order apart (chance 50%).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from motion_clip_jax.data import synthetic
+from motion_clip_jax.models.clip import CLIP
+from motion_clip_jax.train.pretrain_clip import normalize_frames
+
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+# Rotational symmetry order of each shape: a turn of 360/k degrees looks the same.
+_SYMMETRY_ORDER = {"square": 4, "triangle": 3}
+
+
+def encode_frames(
+    module: CLIP, variables: dict[str, Any], frames: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
+    """uint8 frames (N, H, W, 3) -> float32 features (N, D) (projected class token)."""
+    encode = jax.jit(lambda v, x: module.apply(v, normalize_frames(x), method=CLIP.encode_image))
+    n = len(frames)
+    out = []
+    for start in range(0, n, batch_size):
+        chunk = frames[start : start + batch_size]
+        pad = batch_size - len(chunk) if n > batch_size else 0  # one compiled shape
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+        out.append(np.asarray(encode(variables, chunk))[: len(chunk) - pad])
+    return np.concatenate(out).astype(np.float32)
+
+
+def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    return (train - mean) / std, (test - mean) / std
+
+
+def _ridge_fit(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Weights (D + 1, K) of ridge regression with an unpenalised bias; x (N, D), y (N, K)."""
+    xb = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+    reg = penalty * np.eye(xb.shape[1])
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(xb.T @ xb + reg, xb.T @ y.astype(np.float64))
+
+
+def _ridge_predict(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, np.ones((len(x), 1))], axis=1) @ weights
+
+
+def ridge_probe(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    score: Any,
+) -> tuple[np.ndarray, float]:
+    """Ridge fit on train, penalty chosen by `score` on the last 20% of train (then refit on all).
+
+    x (N, D); y (N, K); `score(y_true, y_pred) -> float`, higher is better.
+    Returns (test predictions (N_test, K), chosen penalty).
+    """
+    x_train, x_test = _standardize(x_train, x_test)
+    cut = int(0.8 * len(x_train))
+    best = max(
+        RIDGE_PENALTIES,
+        key=lambda p: score(
+            y_train[cut:],
+            _ridge_predict(x_train[cut:], _ridge_fit(x_train[:cut], y_train[:cut], p)),
+        ),
+    )
+    return _ridge_predict(x_test, _ridge_fit(x_train, y_train, best)), best
+
+
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination, averaged over the columns of (N, K) targets."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    residual = ((y_true - y_pred) ** 2).sum(0)
+    total = ((y_true - y_true.mean(0)) ** 2).sum(0)
+    return float(np.mean(1.0 - residual / total))
+
+
+def _one_hot_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.argmax(y_true, 1) == np.argmax(y_pred, 1)))
+
+
+def frame_probe(
+    module: CLIP,
+    variables: dict[str, Any],
+    *,
+    n: int = 6000,
+    seed: int = 1000,
+    test_fraction: float = 0.25,
+) -> dict[str, float]:
+    """Linear-probe scores of the frozen frame feature on n static frames (`render_static_frames`).
+
+    Held-out split: the last `test_fraction` of the frames. Returns {x_r2, y_r2, size_r2,
+    tilt_r2, shape_acc, colour_acc, n_train, n_test}. tilt_r2: R^2 of (cos k*angle, sin k*angle)
+    over squares (k = 4) and triangles (k = 3), the tilt a shape's symmetry lets one see.
+    """
+    if n < 100 or not 0 < test_fraction < 1:
+        raise ValueError(
+            f"frame_probe needs n >= 100 and 0 < test_fraction < 1; got {n}, {test_fraction}"
+        )
+    size = module.config.image_resolution
+    frames, _, attributes = synthetic.render_static_frames(n, seed=seed, size=size)
+    features = encode_frames(module, variables, frames)
+    n_train = n - int(round(test_fraction * n))
+    train, test = slice(0, n_train), slice(n_train, n)
+    results: dict[str, float] = {"n_train": n_train, "n_test": n - n_train}
+
+    for name in ("x", "y", "size"):
+        target = attributes[name][:, None]
+        pred, _ = ridge_probe(features[train], target[train], features[test], r2_score)
+        results[f"{name}_r2"] = r2_score(target[test], pred)
+    for name, classes in (("shape", len(synthetic.SHAPES)), ("colour", len(synthetic.COLOURS))):
+        target = np.eye(classes)[attributes[name]]
+        pred, _ = ridge_probe(features[train], target[train], features[test], _one_hot_accuracy)
+        results[f"{name}_acc"] = _one_hot_accuracy(target[test], pred)
+
+    order = np.zeros(n)
+    for shape_name, k in _SYMMETRY_ORDER.items():
+        order[attributes["shape"] == synthetic.SHAPES.index(shape_name)] = k
+    theta = np.deg2rad(attributes["angle"]) * order
+    tilt = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    turns = order > 0  # a circle has no visible tilt
+    tr, te = turns & (np.arange(n) < n_train), turns & (np.arange(n) >= n_train)
+    pred, _ = ridge_probe(features[tr], tilt[tr], features[te], r2_score)
+    results["tilt_r2"] = r2_score(tilt[te], pred)
+    return results
+
+
+def clip_views(features: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-clip inputs of the heads from frame features (N, T, D).
+
+    mean (N, D) is blind to order; concat (N, T*D) keeps it; diff (N, (T-1)*D) holds the
+    consecutive differences in order.
+    """
+    n = len(features)
+    return {
+        "mean": features.mean(axis=1),
+        "concat": features.reshape(n, -1),
+        "diff": (features[:, 1:] - features[:, :-1]).reshape(n, -1),
+    }
+
+
+def within_pair_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Per order-pair accuracy of choosing between the pair's two classes only (chance 50%).
+
+    scores (N, 8) class scores; labels (N,). Keys: CLASS_NAMES[2p] + '/' + CLASS_NAMES[2p+1].
+    """
+    pair = labels // 2
+    first = np.take_along_axis(scores, (2 * pair)[:, None], 1)[:, 0]
+    second = np.take_along_axis(scores, (2 * pair + 1)[:, None], 1)[:, 0]
+    correct = np.where(labels % 2 == 0, first > second, second > first)
+    names = synthetic.CLASS_NAMES
+    return {
+        f"{names[2 * p]}/{names[2 * p + 1]}": float(correct[pair == p].mean())
+        for p in range(len(names) // 2)
+    }
+
+
+def motion_probe(
+    module: CLIP,
+    variables: dict[str, Any],
+    *,
+    n_train: int = 800,
+    n_test: int = 400,
+    seed: int = 0,
+    num_frames: int = 8,
+) -> dict[str, dict[str, Any]]:
+    """Ridge-classifier heads on frozen frame features of motion clips (`make_motion_clips`).
+
+    Train clips use seed 2*seed and test clips 2*seed + 1 (as `write_synthetic_dataset`).
+    Returns {view: {accuracy, within_pair, within_pair_mean}} for view in mean / concat / diff.
+    """
+    size = module.config.image_resolution
+    splits = {}
+    for split, count, split_seed in (("train", n_train, 2 * seed), ("test", n_test, 2 * seed + 1)):
+        clips, labels = synthetic.make_motion_clips(
+            count, seed=split_seed, num_frames=num_frames, size=size
+        )
+        flat = encode_frames(module, variables, clips.reshape(-1, *clips.shape[2:]))
+        splits[split] = (clip_views(flat.reshape(count, num_frames, -1)), labels)
+    (train_views, y_train), (test_views, y_test) = splits["train"], splits["test"]
+    classes = len(synthetic.CLASS_NAMES)
+    results = {}
+    for view in train_views:
+        scores, penalty = ridge_probe(
+            train_views[view], np.eye(classes)[y_train], test_views[view], _one_hot_accuracy
+        )
+        pairs = within_pair_accuracy(scores, y_test)
+        results[view] = {
+            "accuracy": float(np.mean(np.argmax(scores, 1) == y_test)),
+            "within_pair": pairs,
+            "within_pair_mean": float(np.mean(list(pairs.values()))),
+            "ridge_penalty": penalty,
+        }
+    return results

@@ -1,0 +1,125 @@
+"""Train state and the jitted (sharded) train / eval steps.
+
+The frozen CLIP is a separate argument: it is never differentiated and has no optimizer state. The
+image tower runs outside the differentiated function, so nothing of it is kept for a backward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from motion_clip_jax.models.video_clip import VideoCLIP, loss_from_features
+from motion_clip_jax.train import mesh as mesh_lib
+
+Array = jax.Array
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a resume needs besides the frozen weights and the data position."""
+
+    step: Array  # () int32
+    trainable: Any
+    opt_state: Any
+    rng: Array  # PRNG key data, (2,) uint32
+
+    @classmethod
+    def create(cls, trainable: Any, tx: optax.GradientTransformation, seed: int) -> TrainState:
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            trainable=trainable,
+            opt_state=tx.init(trainable),
+            rng=jax.random.key_data(jax.random.key(seed)),
+        )
+
+
+def _frames(model: VideoCLIP, frozen: Any, video: Array) -> Array:
+    """(B, T, H, W, 3) -> (B, T, D) through the frozen image tower."""
+    return model.apply({"params": frozen}, video, method=VideoCLIP.encode_frames)
+
+
+def make_train_step(
+    model: VideoCLIP,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    mesh: Mesh,
+    state_shardings: Any,
+    frozen_shardings: Any,
+) -> Callable:
+    """jit(train_step)(state, frozen, batch, class_tokens, eos) -> (state, metrics).
+
+    `batch`: {'video': (B, T, H, W, 3) float32, 'label': (B,) int32}, B split over `data`.
+    """
+
+    def train_step(state: TrainState, frozen: Any, batch: dict, class_tokens: Array, eos: Array):
+        frames = _frames(model, frozen, batch["video"])
+
+        def loss_fn(trainable):
+            return loss_from_features(
+                model, trainable, frozen, frames, class_tokens, eos, batch["label"]
+            )
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable)
+        updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
+        trainable = optax.apply_updates(state.trainable, updates)
+        metrics = {
+            "loss": loss,
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+            "grad_norm": optax.global_norm(grads),
+            "learning_rate": schedule(state.step),
+        }
+        new_state = state.replace(step=state.step + 1, trainable=trainable, opt_state=opt_state)
+        return new_state, metrics
+
+    replicated = mesh_lib.replicated(mesh)
+    batch_sharding = {
+        "video": mesh_lib.batch_sharding(mesh),
+        "label": mesh_lib.batch_sharding(mesh),
+    }
+    return jax.jit(
+        train_step,
+        in_shardings=(state_shardings, frozen_shardings, batch_sharding, replicated, replicated),
+        out_shardings=(state_shardings, replicated),
+        donate_argnums=(0,),
+    )
+
+
+def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
+    """jit(eval_step)(trainable, frozen, video, class_tokens, eos) -> (B, K) class scores.
+
+    `video` is (B, T, H, W, 3) (single view: scores are softmax probabilities) or
+    (B, V, T, H, W, 3) (multi-view: per-view softmax probabilities summed over the V views).
+    """
+
+    def eval_step(trainable: Any, frozen: Any, video: Array, class_tokens: Array, eos: Array):
+        multiview = video.ndim == 6
+        b = video.shape[0]
+        if multiview:
+            video = video.reshape(b * video.shape[1], *video.shape[2:])
+        params = {**frozen, **trainable}
+        frames = model.apply({"params": params}, video, method=VideoCLIP.encode_frames)
+        logits = model.apply(
+            {"params": params}, frames, class_tokens, eos, method=VideoCLIP.logits_from_features
+        )
+        probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+        return probs.reshape(b, -1, probs.shape[-1]).sum(axis=1)
+
+    replicated = mesh_lib.replicated(mesh)
+    return jax.jit(
+        eval_step,
+        in_shardings=(
+            replicated,
+            frozen_shardings,
+            mesh_lib.batch_sharding(mesh),
+            replicated,
+            replicated,
+        ),
+        out_shardings=replicated,
+    )

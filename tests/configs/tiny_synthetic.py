@@ -1,0 +1,43 @@
+"""A seconds-scale config for engine tests: tiny random CLIP, 4-frame 32 px synthetic clips.
+
+--config=tests/configs/tiny_synthetic.py:<dataset_dir>
+"""
+
+from motion_clip_jax.models.config import model_config
+from motion_clip_jax.train.config import base_config
+
+
+def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
+    c = base_config()
+    c.allow_random_clip = True
+    c.model = model_config(
+        "full",
+        clip_model="tiny",
+        num_frames=4,
+        motion_step=2,
+        mmb_heads=4,
+        mmb_mlp_ratio=1.0,
+        ctx_init="a video of a shape",
+        n_ctx=5,
+        adapter_reduction=4,
+        mcb_heads=4,
+        mcb_qkv_dim=32,
+    )
+    c.data.dataset_dir = dataset_dir
+    c.data.synthetic_if_missing = True
+    c.data.synthetic_num_train = 48
+    c.data.synthetic_num_test = 16
+    c.data.crop_size = 32
+    c.data.flip = False
+    c.train.batch_size = 8
+    c.train.num_steps = 12
+    c.train.log_every_steps = 3
+    c.train.checkpoint_every_steps = 3
+    c.train.keep_checkpoints = 2
+    c.optim.name = "sgd"
+    c.optim.learning_rate = 0.05
+    c.optim.warmup_steps = 2
+    c.eval.batch_size = 8
+    c.eval.multiview = False
+    c.eval.confusion_png = False
+    return c

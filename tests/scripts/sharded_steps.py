@@ -1,0 +1,107 @@
+"""Runs a few train steps of a tiny model on each given mesh; saves losses + params per mesh (npz).
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scripts/sharded_steps.py \
+      --meshes 1x1,4x2 --out runs
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from motion_clip_jax.models.config import model_config  # noqa: E402
+from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip  # noqa: E402
+from motion_clip_jax.train import mesh as mesh_lib  # noqa: E402
+from motion_clip_jax.train import steps as steps_lib  # noqa: E402
+from motion_clip_jax.train.optim import make_optimizer  # noqa: E402
+
+
+def tiny_model_config(variant: str = "full") -> ml_collections.ConfigDict:
+    return model_config(
+        variant,
+        clip_model="tiny",
+        num_frames=4,
+        motion_step=2,
+        mmb_heads=4,
+        mmb_mlp_ratio=1.0,
+        ctx_init="a video of a shape",
+        n_ctx=5,
+        adapter_reduction=4,
+        mcb_heads=4,
+        mcb_qkv_dim=32,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--meshes", default="1x1,4x2", help="data x model sizes")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", required=True, help="directory for <data>x<model>.npz")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for spec in args.meshes.split(","):
+        data, model = (int(x) for x in spec.split("x"))
+        run(data, model, args.steps, os.path.join(args.out, f"{spec}.npz"))
+
+
+def run(data: int, model_size: int, num_steps: int, out: str):
+    mesh = mesh_lib.make_mesh(data, model_size, jax.devices()[: data * model_size])
+    config = tiny_model_config()
+    model, trainable, frozen = init_video_clip(config, rng=0)
+    optim = ml_collections.ConfigDict(
+        dict(
+            name="sgd",
+            learning_rate=0.5,
+            momentum=0.9,
+            nesterov=False,
+            b1=0.9,
+            b2=0.999,
+            weight_decay=1e-4,
+            warmup_steps=1,
+            final_lr_fraction=0.0,
+            grad_clip_norm=1.0,
+        )
+    )
+    tx, schedule = make_optimizer(optim, num_steps)
+    state = steps_lib.TrainState.create(trainable, tx, seed=0)
+    replicated = mesh_lib.replicated(mesh)
+    state_shardings = jax.tree_util.tree_map(lambda _: replicated, state)
+    frozen_shardings = mesh_lib.param_shardings(frozen, mesh, min_size=1024)
+    state = jax.device_put(state, state_shardings)
+    frozen = jax.device_put(frozen, frozen_shardings)
+    ids, eos = jax.device_put(
+        class_tokens_for(config, ["moving left", "moving right", "growing", "rotating clockwise"]),
+        replicated,
+    )
+    step_fn = steps_lib.make_train_step(
+        model, tx, schedule, mesh, state_shardings, frozen_shardings
+    )
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(num_steps):
+        batch = {
+            "video": rng.standard_normal((8, 4, 32, 32, 3), dtype=np.float32),
+            "label": rng.integers(0, 4, 8).astype(np.int32),
+        }
+        batch = {k: jax.device_put(v, mesh_lib.batch_sharding(mesh)) for k, v in batch.items()}
+        state, metrics = step_fn(state, frozen, batch, ids, eos)
+        losses.append(float(metrics["loss"]))  # fetch every step (fake-device collectives)
+    flat = {
+        jax.tree_util.keystr(p): np.asarray(x)
+        for p, x in jax.tree_util.tree_leaves_with_path(state.trainable)
+    }
+    sharded = any(
+        len(x.sharding.device_set) > 1 and not x.sharding.is_fully_replicated
+        for x in jax.tree_util.tree_leaves(frozen)
+    )
+    np.savez(out, losses=np.asarray(losses), sharded=sharded, **flat)
+    print(f"mesh {data}x{model_size}: losses {losses}, frozen sharded over model axis: {sharded}")
+
+
+if __name__ == "__main__":
+    main()

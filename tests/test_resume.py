@@ -1,0 +1,102 @@
+"""Kill-and-resume: SIGKILL at a random step and during a checkpoint save, rerun the same command,
+and the final params equal (bitwise, CPU) those of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from motion_clip_jax.train.checkpoint import KILL_DURING_SAVE_ENV
+
+from .conftest import REPO_ROOT, restore_train_state
+
+CONFIG = "tests/configs/tiny_synthetic.py"
+NUM_STEPS = 30  # checkpoints every 3 steps
+
+
+def main_command(workdir, dataset_dir, *overrides):
+    return [
+        sys.executable,
+        "-m",
+        "motion_clip_jax.main",
+        f"--config={CONFIG}:{dataset_dir}",
+        f"--workdir={workdir}",
+        "--config.eval.single_view=False",
+        f"--config.train.num_steps={NUM_STEPS}",
+        *overrides,
+    ]
+
+
+def run(workdir, dataset_dir, env=None, timeout=600):
+    out = subprocess.run(
+        main_command(workdir, dataset_dir),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, **(env or {})),
+    )
+    return out
+
+
+def final_params(workdir, step=NUM_STEPS):
+    """Every leaf of the saved train state (params, optimizer state, step, rng) at `step`."""
+    state = restore_train_state(workdir, step)
+    return state, int(state["['step']"])
+
+
+def complete_steps(workdir):
+    ckpt = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(ckpt):
+        return []
+    return sorted(int(n) for n in os.listdir(ckpt) if n.isdigit())
+
+
+@pytest.mark.slow
+def test_kill_and_resume_is_bitwise_exact(tmp_path):
+    dataset_dir = str(tmp_path / "data" / "synthetic_motion")
+    reference = tmp_path / "uninterrupted"
+    out = run(reference, dataset_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected, step = final_params(reference)
+    assert step == NUM_STEPS
+
+    workdir = tmp_path / "interrupted"
+    # 1. SIGKILL at a random moment after the first checkpoint is complete.
+    proc = subprocess.Popen(
+        main_command(workdir, dataset_dir),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not complete_steps(workdir) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    delay = np.random.default_rng().uniform(0, 0.5)  # a random step after the first checkpoint
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = complete_steps(workdir)
+    assert killed_at and killed_at[-1] < NUM_STEPS, (killed_at, delay)
+
+    # 2. Resume, and die in the middle of writing the next checkpoint.
+    next_save = (killed_at[-1] // 3 + 1) * 3
+    out = run(workdir, dataset_dir, env={KILL_DURING_SAVE_ENV: str(next_save)})
+    assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
+    assert complete_steps(workdir)[-1] < next_save  # the half-written one does not count
+
+    # 3. Resume to the end.
+    out = run(workdir, dataset_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Resumed from step" in out.stdout
+    got, step = final_params(workdir)
+    assert step == NUM_STEPS
+    assert set(got) == set(expected)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key

@@ -1,0 +1,227 @@
+"""The synthetic motion world: geometry of the renderer, the motion of every class, the order
+pairs, static frames with captions, and the dataset written in the record format."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_prep import build_tfrecords
+from motion_clip_jax.data import manifest, pipeline, synthetic
+
+
+def _object_mask(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) -> (..., H, W) bool: far in colour from the frame's border median, and
+    within 0.3 * side of the median object pixel (drops stray noise pixels)."""
+    border = np.concatenate(
+        [frames[..., 0, :, :], frames[..., -1, :, :], frames[..., :, 0, :], frames[..., :, -1, :]],
+        axis=-2,
+    ).astype(np.float32)
+    background = np.median(border, axis=-2)[..., None, None, :]
+    mask = np.linalg.norm(frames.astype(np.float32) - background, axis=-1) > 60
+    size = mask.shape[-1]
+    flat = mask.reshape(-1, *mask.shape[-2:])
+    ys, xs = np.mgrid[0 : mask.shape[-2], 0:size]
+    for m in flat:
+        my, mx = np.median(ys[m]), np.median(xs[m])
+        m &= (ys - my) ** 2 + (xs - mx) ** 2 < (0.3 * size) ** 2
+    return flat.reshape(mask.shape)
+
+
+def _centroid_area(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0 : mask.shape[-2], 0 : mask.shape[-1]]
+    area = mask.sum(axis=(-2, -1))
+    x = (mask * xs).sum(axis=(-2, -1)) / np.maximum(area, 1)
+    y = (mask * ys).sum(axis=(-2, -1)) / np.maximum(area, 1)
+    return x, y, area
+
+
+def _orientation_steps(mask: np.ndarray) -> np.ndarray:
+    """Per-frame rotation (T-1,) in degrees, positive = clockwise on screen (y down), from the
+    n-fold angular moment of the mask (n = 3 for triangles, 4 for squares: the stronger one)."""
+    x, y, _ = _centroid_area(mask)
+    ys, xs = np.mgrid[0 : mask.shape[-2], 0 : mask.shape[-1]]
+    z = (xs[None] - x[:, None, None]) + 1j * (ys[None] - y[:, None, None])
+    best = None
+    for n in (3, 4):
+        moment = (mask * np.abs(z) ** 2 * np.exp(1j * n * np.angle(z))).sum(axis=(-2, -1))
+        strength = np.abs(moment).mean()
+        if best is None or strength > best[0]:
+            best = (strength, n, moment)
+    _, n, moment = best
+    step = np.angle(moment[1:] / moment[:-1]) / n  # wrapped to (-180/n, 180/n] degrees
+    return np.degrees(step)
+
+
+def test_renderer_geometry():
+    size = 64
+    flat = np.zeros((4, size, size, 3), np.float32)
+    frames = synthetic.render_frames(
+        size,
+        shape=np.array([0, 1, 2, 2]),
+        cx=np.full(4, 32.0),
+        cy=np.full(4, 30.0),
+        extent=np.full(4, 20.0),
+        angle_deg=np.array([0.0, 0.0, 0.0, 90.0]),
+        colour=np.full((4, 3), 200.0),
+        background=flat,
+    )
+    cover = frames[..., 0] / 200.0
+    assert abs(cover[0].sum() - 20 * 20) < 4  # square, side 20
+    assert abs(cover[1].sum() - np.pi * 10**2) < 4  # circle, diameter 20
+    side = 12.5 * np.sqrt(3)  # triangle with circumradius 1.25 * 10
+    assert abs(cover[2].sum() - side**2 * np.sqrt(3) / 4) < 5
+    for k in range(4):
+        x, y, _ = _centroid_area(cover[k])  # coverage-weighted; pixel i is centred at i + 0.5
+        assert abs(x + 0.5 - 32) < 0.05 and abs(y + 0.5 - 30) < 0.05
+    ys, xs = np.nonzero(cover[2] > 0.5)
+    apex = np.argmax((xs - 32.0) ** 2 + (ys - 30.0) ** 2)
+    assert ys[apex] < 30 - 10 and abs(xs[apex] - 32) < 2  # angle 0: apex up
+    ys, xs = np.nonzero(cover[3] > 0.5)
+    apex = np.argmax((xs - 32.0) ** 2 + (ys - 30.0) ** 2)
+    assert xs[apex] > 32 + 10 and abs(ys[apex] - 30) < 2  # 90 degrees clockwise: apex right
+
+
+def test_motion_clips_are_deterministic_and_balanced():
+    clips, labels = synthetic.make_motion_clips(40, seed=7)
+    assert clips.shape == (40, 8, 32, 32, 3) and clips.dtype == np.uint8
+    assert labels.dtype == np.int32 and np.bincount(labels).tolist() == [5] * 8
+    again, again_labels = synthetic.make_motion_clips(40, seed=7)
+    np.testing.assert_array_equal(clips, again)
+    np.testing.assert_array_equal(labels, again_labels)
+    other, _ = synthetic.make_motion_clips(40, seed=8)
+    assert not np.array_equal(clips, other)
+    small, _ = synthetic.make_motion_clips(3, seed=0, num_frames=4, size=24)
+    assert small.shape == (3, 4, 24, 24, 3)
+
+
+def test_every_class_shows_its_motion():
+    size = 64
+    clips, labels = synthetic.make_motion_clips(160, seed=11, size=size)
+    mask = _object_mask(clips)
+    x, y, area = _centroid_area(mask)
+    names = synthetic.CLASS_NAMES
+    for label, name in enumerate(names):
+        pick = labels == label
+        dx, dy = (x[pick, -1] - x[pick, 0]) / size, (y[pick, -1] - y[pick, 0]) / size
+        growth = area[pick, -1] / area[pick, 0]
+        if name == "moving left":
+            assert np.all(dx < -0.2) and np.all(np.abs(dy) < 0.05)
+        elif name == "moving right":
+            assert np.all(dx > 0.2) and np.all(np.abs(dy) < 0.05)
+        elif name == "moving up":
+            assert np.all(dy < -0.2) and np.all(np.abs(dx) < 0.05)
+        elif name == "moving down":
+            assert np.all(dy > 0.2) and np.all(np.abs(dx) < 0.05)
+        elif name == "growing":
+            assert np.all(growth > 2.0)
+        elif name == "shrinking":
+            assert np.all(growth < 0.5)
+        else:
+            steps = np.stack([_orientation_steps(m) for m in mask[pick]])
+            sign = 1 if name == "rotating clockwise" else -1
+            assert np.all(sign * np.median(steps, axis=1) > 5), (name, steps)
+            np.testing.assert_allclose(growth, 1, atol=0.15)  # turning, not growing
+
+
+def test_pair_classes_are_the_same_frames_in_reverse_order():
+    """A clip of class 2p+1 played backwards is a clip of class 2p: the generator draws the
+    first class and reverses it, so the two classes differ only in frame order."""
+    clips, labels = synthetic.make_motion_clips(64, seed=3, size=48)
+    x, y, area = _centroid_area(_object_mask(clips))
+    reversed_x, reversed_y, reversed_area = x[:, ::-1], y[:, ::-1], area[:, ::-1]
+    left = labels == 0
+    right = labels == 1
+    assert np.all(np.diff(reversed_x[right], axis=1).sum(1) < 0)  # right, reversed: moves left
+    assert np.all(np.diff(x[left], axis=1).sum(1) < 0)
+    shrinking = labels == 7
+    assert np.all(reversed_area[shrinking, -1] > reversed_area[shrinking, 0])
+    up, down = labels == 2, labels == 3
+    assert np.all(reversed_y[down, -1] < reversed_y[down, 0]) and np.all(y[up, -1] < y[up, 0])
+    # Same per-frame statistics (sets of frames) in both classes of a pair.
+    for a, b in [(0, 1), (2, 3), (4, 5), (6, 7)]:
+        mean_a, mean_b = area[labels == a].mean(), area[labels == b].mean()
+        assert abs(mean_a - mean_b) / mean_a < 0.35
+
+
+def test_caption_words():
+    assert synthetic.caption("square", "red", 0.1, 0.1, 0.2) == "a small red square at the top left"
+    assert (
+        synthetic.caption("circle", "blue", 0.5, 0.5, 0.3) == "a medium blue circle in the centre"
+    )
+    assert synthetic.caption("triangle", "white", 0.9, 0.5, 0.45) == (
+        "a large white triangle at the middle right"
+    )
+
+
+def test_static_frames_match_their_attributes():
+    frames, captions, attributes = synthetic.render_static_frames(300, seed=1, size=48)
+    assert frames.shape == (300, 48, 48, 3) and frames.dtype == np.uint8 and len(captions) == 300
+    assert set(attributes) == {"shape", "colour", "x", "y", "size", "angle"}
+    assert set(attributes["shape"].tolist()) == {0, 1, 2}
+    assert np.all((attributes["angle"] >= 0) & (attributes["angle"] < 360))
+    x, y, _ = _centroid_area(_object_mask(frames))
+    np.testing.assert_allclose(np.median(np.abs(x / 48 - attributes["x"])), 0, atol=0.02)
+    np.testing.assert_allclose(np.median(np.abs(y / 48 - attributes["y"])), 0, atol=0.02)
+    colour_names = list(synthetic.COLOURS)
+    for i in range(0, 300, 37):
+        expected = synthetic.caption(
+            synthetic.SHAPES[attributes["shape"][i]], colour_names[attributes["colour"][i]],
+            attributes["x"][i], attributes["y"][i], attributes["size"][i],
+        )  # fmt: skip
+        assert captions[i] == expected
+    again = synthetic.render_static_frames(300, seed=1, size=48)
+    np.testing.assert_array_equal(frames, again[0])
+
+
+def test_default_dataset_writes_in_seconds_and_reads_through_tfds(tmp_path):
+    start = time.time()
+    dataset_dir = synthetic.write_synthetic_dataset(str(tmp_path))
+    seconds = time.time() - start
+    assert seconds < 30, seconds  # ~5 s on the 2-core box (DESIGN §8: "seconds")
+    assert dataset_dir == os.path.join(str(tmp_path), "synthetic_motion", "1.0.0")
+    builder = tfds.builder_from_directory(dataset_dir)
+    assert builder.info.features["label"].names == list(synthetic.CLASS_NAMES)
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+        "train": 800,
+        "test": 400,
+    }
+    info = manifest.read_manifest(dataset_dir)
+    assert set(info["splits"]["train"]["per_class"].values()) == {100}
+    assert set(info["splits"]["test"]["per_class"].values()) == {50}
+
+    clips, labels = synthetic.make_motion_clips(800, seed=0)
+    first = next(iter(tfds.as_numpy(builder.as_dataset(split="train[:1]", shuffle_files=False))))
+    assert first["video_id"] == b"train_00000" and first["label"] == labels[0]
+    assert first["video"].shape == (8, 32, 32, 3)
+    error = np.abs(first["video"].astype(np.float32) - clips[0]).mean()
+    assert error < 5  # JPEG quality 95 on pixel noise; another clip would differ by ~50
+
+    # Reused when asked again with the same options; other options are an error.
+    mtime = os.stat(os.path.join(dataset_dir, "dataset_info.json")).st_mtime_ns
+    assert synthetic.write_synthetic_dataset(str(tmp_path)) == dataset_dir
+    assert os.stat(os.path.join(dataset_dir, "dataset_info.json")).st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="written with options"):
+        synthetic.write_synthetic_dataset(str(tmp_path), seed=1)
+
+    batch = next(
+        pipeline.make_train_iterator(
+            dataset_dir, num_frames=8, crop_size=32, batch_size=16, seed=0, process_index=0,
+            process_count=1, crop_scales=(1.0,), flip=False,
+        )
+    )  # fmt: skip
+    assert batch["video"].shape == (16, 8, 32, 32, 3)
+
+
+def test_cli_writes_synthetic_dataset(tmp_path, capsys):
+    args = ["synthetic", "--out_dir", str(tmp_path), "--num_train", "16", "--num_test", "8",
+            "--size", "24", "--num_frames", "4", "--num_shards", "2"]  # fmt: skip
+    assert build_tfrecords.main(args) == 0
+    assert "train: 16 videos in 2 shards" in capsys.readouterr().out
+    builder = tfds.builder_from_directory(str(tmp_path / "synthetic_motion" / "1.0.0"))
+    example = next(iter(tfds.as_numpy(builder.as_dataset(split="test[:1]"))))
+    assert example["video"].shape == (4, 24, 24, 3)
