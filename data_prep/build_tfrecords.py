@@ -45,7 +45,7 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="resize so the short side is this many pixels (0: keep) [256]",
     )
-    group.add_argument("--jpeg_quality", type=int, default=90, help="JPEG quality 1-95 [90]")
+    group.add_argument("--jpeg_quality", type=int, default=90, help="JPEG quality 1-100 [90]")
     group.add_argument(
         "--fps_cap",
         type=float,
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m data_prep.build_tfrecords",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.split("\n\n")[1:]),
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
     )
     layouts_parsers = parser.add_subparsers(dest="layout", required=True, metavar="LAYOUT")
     for name, help_text in _LAYOUT_HELP.items():

@@ -43,7 +43,8 @@ class _Shard:
     index: int
     count: int
     items: list[layouts.VideoItem]
-    key: str = ""
+    key: str = ""  # hash of the shard's inputs and options: a finished shard with it is reused
+    filename: str = ""
 
 
 def _plan_shards(plan: layouts.DatasetPlan, options: JobOptions) -> list[_Shard]:
@@ -70,6 +71,7 @@ def _plan_shards(plan: layouts.DatasetPlan, options: JobOptions) -> list[_Shard]
                 "format": records.VERSION,
             }
             shard.key = hashlib.sha256(json.dumps(key_source).encode()).hexdigest()
+            shard.filename = records.shard_filename(plan.name, split, index, count)
             shards.append(shard)
     return shards
 
@@ -133,15 +135,14 @@ def build_dataset(plan: layouts.DatasetPlan, out_dir: str, options: JobOptions) 
             f"{plan.name}: no videos to write ({len(plan.skipped)} skipped; see the "
             "reasons in the plan)"
         )
-    files = {id(s): records.shard_filename(plan.name, s.split, s.index, s.count) for s in shards}
-    _clean_stale(dataset_dir, plan.name, set(files.values()))
+    _clean_stale(dataset_dir, plan.name, {shard.filename for shard in shards})
     features = records.video_features(plan.class_names)
 
-    sidecars, todo = {}, []
+    sidecars, todo = {}, []  # sidecars: shard filename -> what went into the shard
     for shard in shards:
-        finished = _load_finished(dataset_dir, files[id(shard)], shard.key)
+        finished = _load_finished(dataset_dir, shard.filename, shard.key)
         if finished is not None:
-            sidecars[id(shard)] = finished
+            sidecars[shard.filename] = finished
         else:
             todo.append(shard)
     print(
@@ -192,7 +193,7 @@ def build_dataset(plan: layouts.DatasetPlan, out_dir: str, options: JobOptions) 
                             "note": value.note,
                         }
                     )
-            shard_file = files[id(shard)]
+            shard_file = shard.filename
             num_bytes = records.write_tfrecord(os.path.join(dataset_dir, shard_file), serialized)
             sidecar = {
                 "key": shard.key,
@@ -206,7 +207,7 @@ def build_dataset(plan: layouts.DatasetPlan, out_dir: str, options: JobOptions) 
             with open(sidecar_path + ".tmp", "w", encoding="utf-8") as f:
                 json.dump(sidecar, f)
             os.replace(sidecar_path + ".tmp", sidecar_path)
-            sidecars[id(shard)] = sidecar
+            sidecars[shard.filename] = sidecar
     finally:
         results.close()
         if bar is not None:
@@ -220,7 +221,7 @@ def _finish(plan, dataset_dir, shards, sidecars, options, seconds) -> dict:
     index_rows: dict[str, list] = {}
     skipped, partial = list(plan.skipped), []
     for shard in shards:
-        sidecar = sidecars[id(shard)]
+        sidecar = sidecars[shard.filename]
         shard_lengths.setdefault(shard.split, []).append(len(sidecar["rows"]))
         shard_bytes[shard.split] = shard_bytes.get(shard.split, 0) + sidecar["num_bytes"]
         index_rows.setdefault(shard.split, []).extend(tuple(r) for r in sidecar["rows"])

@@ -269,6 +269,13 @@ def wide(tmp_path_factory):
     )
 
 
+def test_eval_process_without_records_still_yields_padding(wide):
+    batches = [list(_eval(wide, batch_size=2, process_index=i, process_count=2)) for i in (0, 1)]
+    assert [len(b) for b in batches] == [1, 1]
+    assert batches[0][0]["mask"].tolist() == [True, False]
+    assert batches[1][0]["mask"].tolist() == [False, False]
+
+
 def test_multiview_shapes_views_and_crops(wide):
     data_dir = wide
     batch = next(_eval(data_dir, multiview=True, batch_size=2, seed=5))

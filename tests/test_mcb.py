@@ -34,7 +34,7 @@ def np_cross_attention(queries, kv, p):
 def block_and_params(pooled_keys=False):
     mcb = MultimodalCommunicationBlock(HEADS, QKV, pooled_keys)
     text, video, tokens = inputs()
-    params = mcb.init(jax.random.PRNGKey(0), text, video, tokens)["params"]
+    params = jax.jit(mcb.init)(jax.random.PRNGKey(0), text, video, tokens)["params"]
 
     # Non-trivial LayerNorm params, so the reference checks that they are applied, and query/key
     # kernels large enough that the softmax is far from uniform (at init it nearly is).

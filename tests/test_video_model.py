@@ -70,20 +70,10 @@ def class_tokens(config):
 
 @pytest.mark.parametrize("variant", sorted(config_lib.VARIANTS))
 def test_variant_builds_runs_and_holds_its_parameters(variant):
-    config = tiny_config(variant)
-    model = video_lib.build_model(config)
-    rng = jax.random.PRNGKey(0)
-    shapes = jax.eval_shape(lambda r: video_lib.init_trainable(model, r), rng)
-    got = {k: set(v) for k, v in shapes.items()}
+    config, model, trainable, frozen, run = tiny_model(variant)
+    got = {k: set(v) for k, v in trainable.items()}
     assert got == {k: set(v) for k, v in EXPECTED_MODULES[variant].items()}
-
-    @jax.jit  # init and forward in one compilation: compile time is what these tests cost
-    def init_and_run(rng, clip_params, frames, ids, eos):
-        trainable = video_lib.init_trainable(model, rng)
-        params = merge_params(trainable, {"clip": clip_params})
-        return model.apply({"params": params}, frames, ids, eos, method=VideoCLIP.intermediates)
-
-    out = init_and_run(rng, tiny_clip_params(), frame_features(), *class_tokens(config))
+    out = run(merge_params(trainable, frozen), frame_features(), *class_tokens(config))
     assert out["logits"].shape == (2, len(CLASSES))
     assert np.isfinite(np.asarray(out["logits"])).all()
     assert out["V"].shape == (2, 64)
@@ -163,8 +153,11 @@ def test_every_trainable_leaf_gets_a_gradient():
 
 
 def test_remat_text_wraps_the_text_blocks_in_checkpoints():
-    def checkpoints(**overrides):
-        config, model, trainable, frozen, _ = tiny_model("full", **overrides)
+    _, _, trainable, frozen, _ = tiny_model("full")
+
+    def checkpoints(**overrides):  # traced only: the same params fit both models
+        config = tiny_config("full", **overrides)
+        model = video_lib.build_model(config)
         ids, eos = class_tokens(config)
         loss = lambda tr: video_lib.loss_from_features(
             model, tr, frozen, frame_features(), ids, eos, jnp.array([1, 3])
@@ -280,10 +273,14 @@ def test_cosine_logits_and_smoothed_cross_entropy_against_numpy():
 
 def test_bfloat16_compute_keeps_float32_params_and_close_logits():
     config, model, trainable, frozen, run = tiny_model("full")
-    _, _, trainable16, _, run16 = tiny_model("full", dtype="bfloat16")
-    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(trainable16))
-    params = merge_params(trainable, frozen)
+    model16 = video_lib.build_model(tiny_config("full", dtype="bfloat16"))
+    shapes16 = jax.eval_shape(lambda r: video_lib.init_trainable(model16, r), jax.random.PRNGKey(0))
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(shapes16))
+    params = {"params": merge_params(trainable, frozen)}
     ids, eos = class_tokens(config)
-    logits = np.asarray(run(params, frame_features(), ids, eos)["logits"])
-    logits16 = np.asarray(run16(params, frame_features(), ids, eos)["logits"], np.float32)
-    assert np.abs(logits16 - logits).max() < 0.05 * np.abs(logits).max() + 0.05
+    logits = np.asarray(run(params["params"], frame_features(), ids, eos)["logits"])
+    logits16 = jax.jit(model16.apply, static_argnames="method")(
+        params, frame_features(), ids, eos, method=VideoCLIP.logits_from_features
+    )
+    assert logits16.dtype == jnp.float32
+    assert np.abs(np.asarray(logits16) - logits).max() < 0.05 * np.abs(logits).max() + 0.05

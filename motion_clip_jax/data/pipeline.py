@@ -62,7 +62,6 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
         records,
         video_ids,
         element_dataset,
-        on_bad_record,
         num_local_examples,
         batches_per_epoch,
     ):
@@ -71,7 +70,6 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
         self._records = records
         self._video_ids = video_ids
         self._element_dataset = element_dataset
-        self._on_bad_record = on_bad_record
         self.batch_size = batch_size
         self.next_step = first_step
         self.num_local_examples = num_local_examples
@@ -95,8 +93,9 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
         return batch
 
     def _diagnose(self, step: int, error: Exception) -> Exception:
-        """Finds which element of batch `step` failed by rebuilding each one eagerly."""
-        for q in range(step * self.batch_size, (step + 1) * self.batch_size):
+        """Finds the element that failed by rebuilding the elements of batch `step` (and, to be
+        safe, the next) one by one, eagerly; the original error if none fails alone."""
+        for q in range(step * self.batch_size, (step + 2) * self.batch_size):
             i = self._locate(q)
             if i is None:
                 continue
@@ -235,9 +234,9 @@ def _options(num_threads: int | None) -> tf.data.Options:
 
 def _element_factory(records, clip_fn, extras_fn, video_shape, uint8, skip_bad):
     """(stream position q, record index i) -> a one-element dataset: the clip of record i."""
-    files = tf.constant(records.files)
-    file_index = tf.constant(records.file_index)
-    offset = tf.constant(records.offset)
+    files = tf.constant(list(records.files), dtype=tf.string)
+    file_index = tf.constant(records.file_index, dtype=tf.int64)
+    offset = tf.constant(records.offset, dtype=tf.int64)
 
     def element_dataset(q, i):
         q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
@@ -305,7 +304,7 @@ def make_train_iterator(
         process_count=process_count,
         video_ids=video_ids,
     )
-    process_index, _ = source._process_layout(process_index, process_count)
+    process_index, _ = source.process_layout(process_index, process_count)
     n = len(records)
     if n == 0:
         raise ValueError(f"{data_dir} split {split!r}: process {process_index} has no records")
@@ -369,8 +368,7 @@ def make_train_iterator(
         locate=locate,
         records=records,
         video_ids=video_ids_list,
-        element_dataset=lambda q, i: element_dataset(q, i),
-        on_bad_record=on_bad_record,
+        element_dataset=element_dataset,
         num_local_examples=n,
         batches_per_epoch=n / batch_size,
     )
@@ -395,8 +393,9 @@ def make_eval_iterator(
 ) -> VideoBatches:
     """One pass over this process's part of `split`, padded to a common number of batches.
 
-    Args as make_train_iterator (uint8 included); multiview: 4 x 3 views instead of the single centre view; seed
-    keys the 4 random samplings of multiview (per video: fold_in((seed, 1), split position)).
+    Args as make_train_iterator (uint8 included); multiview: 4 x 3 views instead of the single
+    centre view; seed keys the 4 random samplings of multiview (per video: fold_in((seed, 1),
+    split position)).
 
     Yields dicts: video float32 (B, T, crop, crop, 3), or (B, 12, T, crop, crop, 3) with
     multiview (view = sampling * 3 + crop; crops left / centre / right); label int32 (B,);
@@ -413,7 +412,7 @@ def make_eval_iterator(
         process_count=process_count,
         video_ids=video_ids,
     )
-    process_index, process_count = source._process_layout(process_index, process_count)
+    process_index, process_count = source.process_layout(process_index, process_count)
     if video_ids is None:
         total = source.open_builder(data_dir).info.splits[split].num_examples
     else:
@@ -425,7 +424,7 @@ def make_eval_iterator(
     n = len(records)
     spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
     base_seed = tf.constant([seed, 1], tf.int64)
-    positions_table = tf.constant(records.position)
+    positions_table = tf.constant(records.position, dtype=tf.int64)
 
     def clip_fn(serialized, q, i):
         example = _parse(spec, serialized)
@@ -475,8 +474,7 @@ def make_eval_iterator(
         locate=lambda q: q if 0 <= q < n else None,
         records=records,
         video_ids=_video_ids_or_none(data_dir, split),
-        element_dataset=lambda q, i: element_dataset(q, i),
-        on_bad_record=on_bad_record,
+        element_dataset=element_dataset,
         num_local_examples=n,
         batches_per_epoch=num_batches,
     )

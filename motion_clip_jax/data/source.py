@@ -119,7 +119,8 @@ def even_range(n: int, index: int, count: int) -> tuple[int, int]:
     return per * index + min(index, extra), per * (index + 1) + min(index + 1, extra)
 
 
-def _process_layout(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+def process_layout(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    """(process_index, process_count), JAX's where not given; checked."""
     if process_index is None or process_count is None:
         import jax
 
@@ -155,7 +156,7 @@ def split_records(
     those videos of the (plain) split are kept, then divided among processes the same way.
     Raises if a shard file is missing or a requested video id is not in the split.
     """
-    process_index, process_count = _process_layout(process_index, process_count)
+    process_index, process_count = process_layout(process_index, process_count)
     dataset_dir = resolve_dataset_dir(data_dir)
     builder = open_builder(data_dir)
     starts = _shard_starts(builder, dataset_dir)

@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import ml_collections
 
 from motion_clip_jax.models import clip as clip_lib
+from motion_clip_jax.models.prompts import ACTIVATIONS
 from motion_clip_jax.tokenizer import get_tokenizer
 
 PROMPT_MODES = ("handcrafted", "learned", "motion_aware")
 TEXT_CONTEXTS = ("shortest", "full")
-ADAPTER_ACTIVATIONS = ("relu", "gelu", "quick_gelu")
+ADAPTER_ACTIVATIONS = tuple(ACTIVATIONS)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 # Every field of the config (validation rejects others, so a typo cannot pass silently).

@@ -15,12 +15,14 @@ Entry points (`model.apply({'params': params}, ..., method=...)`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
@@ -160,11 +162,10 @@ def build_model(config: ml_collections.ConfigDict) -> VideoCLIP:
 
 
 def class_tokens_for(
-    config: ml_collections.ConfigDict, class_names: list[str]
-) -> tuple[jax.Array, jax.Array]:
+    config: ml_collections.ConfigDict, class_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """`prepare_class_tokens` with the config's phrase, H and text_context -> (ids, eos)."""
-    ids, eos = prepare_class_tokens(class_names, config.ctx_init, config.n_ctx, config.text_context)
-    return ids, eos
+    return prepare_class_tokens(class_names, config.ctx_init, config.n_ctx, config.text_context)
 
 
 def loss_from_features(

@@ -23,6 +23,7 @@ def base_config() -> ml_collections.ConfigDict:
     # '' = pretrain (or reuse the cached) tiny CLIP of the synthetic world into this directory
     # (demo only); otherwise unused.
     c.tiny_clip_cache_dir = ""
+    c.tiny_clip_pretrain_steps = -1  # > 0: fewer pretraining steps (tests); -1: the default run
     c.allow_random_clip = False  # tests only: run with a random-weight CLIP when no checkpoint
 
     # --- Model: every switch is documented in motion_clip_jax/models/config.py ---

@@ -77,7 +77,7 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: str) -> Dataset:
     video_ids = None
     if d.few_shot_k:
         video_ids = few_shot_video_ids(
-            dataset_dir, train_split, d.few_shot_k, d.few_shot_seed, workdir
+            dataset_dir, train_split, d.eval_split, d.few_shot_k, d.few_shot_seed, workdir
         )
         num_train = len(video_ids)
     pairs = []
@@ -102,17 +102,28 @@ def _split_size(sizes: dict[str, int], split: str, dataset_dir: str) -> int:
     return len(source.split_records(dataset_dir, split, process_index=0, process_count=1))
 
 
-def few_shot_video_ids(dataset_dir: str, split: str, k: int, seed: int, workdir: str) -> list[str]:
-    """k videos per class drawn from `split` (a pure function of list, k, seed), written out."""
+def few_shot_video_ids(
+    dataset_dir: str, train_split: str, eval_split: str, k: int, seed: int, workdir: str
+) -> list[str]:
+    """k videos per class drawn from `train_split` (a pure function of list, k, seed); the drawn
+    list is written to the workdir, and must not overlap the evaluation split."""
     from motion_clip_jax.data import fewshot
 
-    rows = source.read_split_index(dataset_dir, split)
-    drawn = fewshot.draw_few_shot([(video_id, label) for video_id, label, _ in rows], k, seed)
+    rows = [
+        (video_id, label)
+        for video_id, label, _ in source.read_split_index(dataset_dir, train_split)
+    ]
+    names = source.class_names(dataset_dir)
+    drawn = fewshot.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
+    eval_ids = [video_id for video_id, _, _ in source.read_split_index(dataset_dir, eval_split)]
+    fewshot.check_disjoint([v for v, _ in drawn], eval_ids, f" ({dataset_dir} {eval_split})")
     if jax.process_index() == 0:
-        fewshot.write_few_shot_list(
-            os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt"),
+        path = os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt")
+        fewshot.write_video_list(
+            path,
             drawn,
-            source.class_names(dataset_dir),
+            f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}, "
+            f"{len(drawn)} videos\nvideo_id<TAB>label",
         )
     return [video_id for video_id, _ in drawn]
 
@@ -143,6 +154,7 @@ def train_iterator(
         video_ids=dataset.train_video_ids,
         flip=config.data.flip,
         on_bad_record="skip" if config.data.skip_bad_records else "raise",
+        uint8=True,  # a quarter of the bytes to the device; normalised inside the jitted step
     )
     for batch in batches:
         # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
@@ -175,6 +187,7 @@ def eval_iterator(
         multiview=multiview,
         seed=config.seed,
         on_bad_record="skip" if config.data.skip_bad_records else "raise",
+        uint8=True,
     )
 
 

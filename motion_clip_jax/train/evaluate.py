@@ -81,3 +81,27 @@ def save_confusion_png(confusion: np.ndarray, class_names: Sequence[str], path: 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def results_table(results: dict[str, Any], class_names: dict[str, Sequence[str]]) -> str:
+    """A short markdown table of every evaluation set and view (+ order-pair accuracies)."""
+    lines = ["| set / view | videos | top-1 | top-5 | mean class acc | order pairs (within-pair acc) |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for key, m in results.items():
+        if not isinstance(m, dict) or "top1" not in m:
+            continue
+        names = class_names.get(key.split("/")[0], [])
+        pairs = m.get("pair_accuracy", {})
+        pair_text = ", ".join(
+            f"{names[int(a)]} / {names[int(b)]} {v:.2f}" if names else f"{k} {v:.2f}"
+            for k, v in pairs.items()
+            if k != "mean"
+            for a, b in [k.split("-")]
+        )
+        if pairs:
+            pair_text += f"; mean {pairs['mean']:.2f}"
+        lines.append(
+            f"| {key} | {m['num_videos']} | {m['top1']:.4f} | {m['top5']:.4f} | "
+            f"{m['mean_class_accuracy']:.4f} | {pair_text or '-'} |"
+        )
+    return "\n".join(lines)

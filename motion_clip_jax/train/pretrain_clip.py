@@ -13,6 +13,7 @@ every column whose caption equals the row's (plain CLIP would push equal pairs a
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -38,15 +39,26 @@ RECIPE_VERSION = 1
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) to 100
 
 # Defaults: about 2 minutes on the shared 2-core CPU box (see docs/pretrain_clip.md).
-DEFAULT_STEPS = 3000
-DEFAULT_BATCH_SIZE = 256
-DEFAULT_LEARNING_RATE = 2e-3
-DEFAULT_POOL_SIZE = 40_000
-DEFAULT_GROUP_SIZE = 4
-DEFAULT_WARMUP_STEPS = 150
+DEFAULT_STEPS = 2500
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_POOL_SIZE = 30_000
+DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.1
 CAPTION_STYLES = ("rich", "plain")
-_EXPERIMENT = {}
+
+# The settings that change the pretrained weights (log_fn / log_every do not).
+_SETTING_DEFAULTS: dict[str, Any] = {
+    "steps": DEFAULT_STEPS,
+    "batch_size": DEFAULT_BATCH_SIZE,
+    "learning_rate": DEFAULT_LEARNING_RATE,
+    "size": 32,
+    "clip_preset": "tiny",
+    "pool_size": DEFAULT_POOL_SIZE,
+    "caption_style": "rich",
+    "warmup_steps": DEFAULT_WARMUP_STEPS,
+    "weight_decay": DEFAULT_WEIGHT_DECAY,
+}
 
 
 def normalize_frames(frames: jax.Array | np.ndarray) -> jax.Array:
@@ -121,39 +133,10 @@ def caption_tokens(captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return caption_ids.astype(np.int32), unique_tokens[caption_ids, :length]
 
 
-def hard_negative_keys(attributes: dict[str, np.ndarray]) -> np.ndarray:
-    """(N,) int key equal for frames of the same colour, size word and grid cell.
-
-    Frames with one key differ (in their captions) only by shape and tilt: batching them
-    together makes shape and tilt the only way to tell them apart.
-    """
-    extent = attributes["size"]
-    size_bin = np.where(extent < 0.25, 0, np.where(extent > 0.38, 2, 1))
-    column = np.array([_cell(x, GRID) for x in attributes["x"]])
-    row = np.array([_cell(y, GRID) for y in attributes["y"]])
-    return ((attributes["colour"] * 3 + size_bin) * GRID + row) * GRID + column
-
-
-def epoch_batches(
-    keys: np.ndarray, batch_size: int, group_size: int, rng: np.random.Generator
-) -> np.ndarray:
-    """One epoch's batches (num_batches, batch_size) of pool indices.
-
-    group_size 1: a plain shuffle. group_size g > 1: every batch is made of batch_size / g groups
-    of g frames sharing a key (`hard_negative_keys`); frames left over in a key skip this epoch.
-    """
-    if group_size == 1:
-        order = rng.permutation(len(keys))
-    else:
-        groups = []
-        by_key = np.argsort(keys, kind="stable")
-        starts = np.flatnonzero(np.diff(keys[by_key], prepend=-1))
-        for members in np.split(by_key, starts[1:]):
-            members = rng.permutation(members)
-            usable = len(members) - len(members) % group_size
-            groups.extend(members[:usable].reshape(-1, group_size))
-        order = np.concatenate([groups[i] for i in rng.permutation(len(groups))])
-    num_batches = len(order) // batch_size  # drop the ragged tail
+def epoch_batches(pool_size: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's batches (pool_size // batch_size, batch_size) of pool indices, shuffled."""
+    order = rng.permutation(pool_size)
+    num_batches = pool_size // batch_size  # drop the ragged tail
     return np.sort(order[: num_batches * batch_size].reshape(num_batches, batch_size), axis=1)
 
 
@@ -185,11 +168,23 @@ def _decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
 
 
-def make_train_step(
-    module: CLIP, optimizer: optax.GradientTransformation
-) -> Callable[..., tuple[Any, Any, jax.Array, jax.Array]]:
-    """Jitted (params, opt_state, frames uint8 (B,H,W,3), tokens (B,L), caption_ids (B,)) ->
-    (params, opt_state, loss, accuracy)."""
+def make_optimizer(weight_decay: float) -> optax.GradientTransformation:
+    """AdamW as CLIP (b2 0.98, eps 1e-6, decay on matrices only); the learning rate is a state
+    hyperparameter the train step sets, so one compiled step serves every schedule."""
+    return optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+        learning_rate=0.0, b1=0.9, b2=0.98, eps=1e-6, weight_decay=weight_decay, mask=_decay_mask
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def make_train_step(config: CLIPConfig) -> Callable[..., tuple[Any, Any, jax.Array, jax.Array]]:
+    """Jitted (params, opt_state, learning_rate, frames uint8 (B,H,W,3), tokens (B,L),
+    caption_ids (B,)) -> (params, opt_state, loss, accuracy), for `make_optimizer`'s state.
+
+    Cached per config: repeated pretraining runs in one process compile once.
+    """
+    module = CLIP(config)
+    optimizer = make_optimizer(0.0)  # weight decay and learning rate come with opt_state
 
     def loss_fn(params, frames, tokens, caption_ids):
         variables = {"params": params}
@@ -197,10 +192,11 @@ def make_train_step(
         txt = module.apply(variables, tokens, method=CLIP.encode_text)
         return contrastive_loss(img, txt, params["logit_scale"], caption_ids)
 
-    def step(params, opt_state, frames, tokens, caption_ids):
+    def step(params, opt_state, learning_rate, frames, tokens, caption_ids):
         (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, frames, tokens, caption_ids
         )
+        opt_state.hyperparams["learning_rate"] = learning_rate
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         # CLIP clamps the temperature parameter itself, not only its use in the loss.
@@ -210,7 +206,9 @@ def make_train_step(
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def _check_settings(steps, batch_size, learning_rate, pool_size, warmup_steps, weight_decay):
+def _check_settings(
+    steps, batch_size, learning_rate, pool_size, caption_style, warmup_steps, weight_decay
+):
     problems = []
     if not isinstance(steps, int) or steps < 1:
         problems.append(f"steps={steps!r} must be an int >= 1")
@@ -222,6 +220,8 @@ def _check_settings(steps, batch_size, learning_rate, pool_size, warmup_steps, w
         problems.append(f"pool_size={pool_size!r} must be an int >= batch_size={batch_size}")
     if not isinstance(warmup_steps, int) or warmup_steps < 0:
         problems.append(f"warmup_steps={warmup_steps!r} must be an int >= 0")
+    if caption_style not in CAPTION_STYLES:
+        problems.append(f"caption_style={caption_style!r} must be one of {CAPTION_STYLES}")
     if not weight_decay >= 0:
         problems.append(f"weight_decay={weight_decay!r} must be >= 0")
     if problems:
@@ -238,7 +238,6 @@ def pretrain_tiny_clip(
     clip_preset: str = "tiny",
     pool_size: int = DEFAULT_POOL_SIZE,
     caption_style: str = "rich",
-    group_size: int = DEFAULT_GROUP_SIZE,
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
     log_every: int = 250,
@@ -252,7 +251,9 @@ def pretrain_tiny_clip(
     If `history` is given, one dict {step, loss, accuracy, steps_per_s} per log is appended to it.
     Returns (config, params) with params a numpy tree.
     """
-    _check_settings(steps, batch_size, learning_rate, pool_size, warmup_steps, weight_decay)
+    _check_settings(
+        steps, batch_size, learning_rate, pool_size, caption_style, warmup_steps, weight_decay
+    )
     log = log_fn or (lambda _: None)
     config = clip_config(clip_preset, image_resolution=size)
     start = time.time()
@@ -263,10 +264,8 @@ def pretrain_tiny_clip(
         f"captions, {tokens.shape[1]} tokens) rendered in {time.time() - start:.1f}s"
     )
 
-    module, variables = init_clip(config, jax.random.PRNGKey(seed))
+    _, variables = init_clip(config, jax.random.PRNGKey(seed))
     params = variables["params"]
-    if _EXPERIMENT.get("logit_scale") is not None:
-        params["logit_scale"] = jnp.asarray(_EXPERIMENT["logit_scale"], jnp.float32)
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=learning_rate,
@@ -274,28 +273,26 @@ def pretrain_tiny_clip(
         decay_steps=steps,
         end_value=0.0,
     )
-    optimizer = optax.adamw(
-        schedule, b1=0.9, b2=0.98, eps=1e-6, weight_decay=weight_decay, mask=_decay_mask
-    )
-    opt_state = optimizer.init(params)
-    train_step = make_train_step(module, optimizer)
+    learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float32)
+    opt_state = make_optimizer(weight_decay).init(params)
+    train_step = make_train_step(config)
 
     order_rng = np.random.default_rng([int(seed), 0xC11B])
-    keys = hard_negative_keys(attributes)
-    batches = np.zeros((0, batch_size), np.int64)
+    batches, cursor = np.zeros((0, batch_size), np.int64), 0
     losses, accuracies = [], []
     loop_start = time.time()
     for step in range(steps):
-        if step % max(len(batches), 1) == 0:
-            batches = epoch_batches(keys, batch_size, group_size, order_rng)
-            if not len(batches):
-                raise ValueError(
-                    f"pretrain_clip: pool_size={pool_size} gives no batch of {batch_size} "
-                    f"with group_size={group_size}"
-                )
-        index = batches[step % len(batches)]
+        if cursor == len(batches):  # a new epoch: reshuffle
+            batches, cursor = epoch_batches(pool_size, batch_size, order_rng), 0
+        index = batches[cursor]
+        cursor += 1
         params, opt_state, loss, accuracy = train_step(
-            params, opt_state, frames[index], tokens[index], caption_ids[index]
+            params,
+            opt_state,
+            learning_rates[step],
+            frames[index],
+            tokens[index],
+            caption_ids[index],
         )
         losses.append(loss)
         accuracies.append(accuracy)
@@ -308,7 +305,7 @@ def pretrain_tiny_clip(
             rate = (step + 1) / elapsed
             log(
                 f"pretrain_clip: step {step + 1}/{steps} loss {mean_loss:.4f} "
-                f"batch-acc {mean_accuracy:.3f} lr {float(schedule(step)):.2e} "
+                f"batch-acc {mean_accuracy:.3f} lr {learning_rates[step]:.2e} "
                 f"{rate:.1f} steps/s ETA {(steps - step - 1) / rate:.0f}s"
             )
             if history is not None:
@@ -336,26 +333,13 @@ def cache_filename(*, seed: int = 0, **settings: Any) -> str:
             f"unknown pretraining settings {unknown}; known: {sorted(_SETTING_DEFAULTS)}"
         )
     full = {**_SETTING_DEFAULTS, **settings, "seed": seed, "recipe_version": RECIPE_VERSION}
+    for name in ("learning_rate", "weight_decay"):  # 1 and 1.0 are one setting
+        full[name] = float(full[name])
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:10]
     return (
         f"tiny_clip-{full['clip_preset']}-{full['size']}px-seed{seed}-"
         f"{full['steps']}x{full['batch_size']}-{digest}.msgpack"
     )
-
-
-# The settings that change the pretrained weights (log_fn / log_every do not).
-_SETTING_DEFAULTS: dict[str, Any] = {
-    "steps": DEFAULT_STEPS,
-    "batch_size": DEFAULT_BATCH_SIZE,
-    "learning_rate": DEFAULT_LEARNING_RATE,
-    "size": 32,
-    "clip_preset": "tiny",
-    "pool_size": DEFAULT_POOL_SIZE,
-    "caption_style": "rich",
-    "group_size": DEFAULT_GROUP_SIZE,
-    "warmup_steps": DEFAULT_WARMUP_STEPS,
-    "weight_decay": DEFAULT_WEIGHT_DECAY,
-}
 
 
 def get_or_pretrain_tiny_clip(
@@ -398,7 +382,12 @@ def get_or_pretrain_tiny_clip(
     )
     seconds = time.time() - start
     flax_file.save_clip(path, config, params)
-    record = {"settings": {**full, "seed": seed}, "seconds": round(seconds, 1), "history": history}
+    record = {
+        "settings": {**full, "seed": seed, "recipe_version": RECIPE_VERSION},
+        "seconds": round(seconds, 1),
+        "final_loss": history[-1]["loss"],
+        "history": history,
+    }
     tmp = path + ".json.tmp"
     with open(tmp, "w") as f:
         json.dump(record, f, indent=1)
@@ -417,7 +406,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
     parser.add_argument("--pool_size", type=int, default=DEFAULT_POOL_SIZE)
     parser.add_argument("--caption_style", choices=CAPTION_STYLES, default="rich")
-    parser.add_argument("--probe", action="store_true", help="also run the probes, print JSON")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe it and a random-init CLIP of the same config; print JSON",
+    )
     args = parser.parse_args(argv)
     path = get_or_pretrain_tiny_clip(
         args.cache_dir,
@@ -432,10 +425,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.probe:
         from motion_clip_jax.train import probe
 
-        module, variables = flax_file.load_clip(path)
+        pretrained = flax_file.load_clip(path)
+        towers = {"pretrained": pretrained, "random": init_clip(pretrained[0].config, args.seed)}
         results = {
-            "frame_probe": probe.frame_probe(module, variables),
-            "motion_probe": probe.motion_probe(module, variables),
+            name: {
+                "frame_probe": probe.frame_probe(module, variables),
+                "motion_probe": probe.motion_probe(module, variables),
+            }
+            for name, (module, variables) in towers.items()
         }
         print(json.dumps(results, indent=1))
 

@@ -17,7 +17,7 @@ from motion_clip_jax.data import synthetic
 from motion_clip_jax.models.clip import CLIP
 from motion_clip_jax.train.pretrain_clip import normalize_frames
 
-RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 # Rotational symmetry order of each shape: a turn of 360/k degrees looks the same.
 _SYMMETRY_ORDER = {"square": 4, "triangle": 3}
 
@@ -153,7 +153,8 @@ def clip_views(features: np.ndarray) -> dict[str, np.ndarray]:
 def within_pair_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Per order-pair accuracy of choosing between the pair's two classes only (chance 50%).
 
-    scores (N, 8) class scores; labels (N,). Keys: CLASS_NAMES[2p] + '/' + CLASS_NAMES[2p+1].
+    scores (N, 8) class scores; labels (N,). Keys: CLASS_NAMES[2p] + '/' + CLASS_NAMES[2p+1];
+    NaN for a pair with no clip.
     """
     pair = labels // 2
     first = np.take_along_axis(scores, (2 * pair)[:, None], 1)[:, 0]
@@ -161,7 +162,9 @@ def within_pair_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, fl
     correct = np.where(labels % 2 == 0, first > second, second > first)
     names = synthetic.CLASS_NAMES
     return {
-        f"{names[2 * p]}/{names[2 * p + 1]}": float(correct[pair == p].mean())
+        f"{names[2 * p]}/{names[2 * p + 1]}": (
+            float(correct[pair == p].mean()) if (pair == p).any() else float("nan")
+        )
         for p in range(len(names) // 2)
     }
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from motion_clip_jax.data import device
 from motion_clip_jax.models.video_clip import VideoCLIP, loss_from_features
 from motion_clip_jax.train import mesh as mesh_lib
 
@@ -41,7 +42,9 @@ class TrainState:
 
 
 def _frames(model: VideoCLIP, frozen: Any, video: Array) -> Array:
-    """(B, T, H, W, 3) -> (B, T, D) through the frozen image tower."""
+    """(B, T, H, W, 3) uint8 RGB or normalised float -> (B, T, D) through the frozen image tower."""
+    if video.dtype == jnp.uint8:
+        video = device.normalize(video)
     return model.apply({"params": frozen}, video, method=VideoCLIP.encode_frames)
 
 
@@ -72,7 +75,7 @@ def make_train_step(
         metrics = {
             "loss": loss,
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "learning_rate": schedule(state.step),
         }
         new_state = state.replace(step=state.step + 1, trainable=trainable, opt_state=opt_state)
@@ -104,7 +107,7 @@ def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Calla
         if multiview:
             video = video.reshape(b * video.shape[1], *video.shape[2:])
         params = {**frozen, **trainable}
-        frames = model.apply({"params": params}, video, method=VideoCLIP.encode_frames)
+        frames = _frames(model, params, video)
         logits = model.apply(
             {"params": params}, frames, class_tokens, eos, method=VideoCLIP.logits_from_features
         )

@@ -56,22 +56,30 @@ def log(message: str) -> None:
     logging.info(message)
 
 
-def load_frozen_clip(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict, Any]:
-    """Loads the frozen CLIP named by the config -> (model config matching it, CLIP params or None)."""
+def load_frozen_clip(
+    config: ml_collections.ConfigDict,
+) -> tuple[ml_collections.ConfigDict, Any, str]:
+    """Loads the frozen CLIP named by the config -> (model config matching it, CLIP params or None,
+    the resolved checkpoint path or '')."""
     model_config = ml_collections.ConfigDict(config.model.to_dict())
     path = config.clip_checkpoint
     if config.tiny_clip_cache_dir and not path:
         from motion_clip_jax.train.pretrain_clip import get_or_pretrain_tiny_clip
 
-        path = get_or_pretrain_tiny_clip(config.tiny_clip_cache_dir, seed=config.seed)
+        settings = {"size": config.data.crop_size}
+        if config.tiny_clip_pretrain_steps > 0:
+            settings["steps"] = config.tiny_clip_pretrain_steps
+        path = get_or_pretrain_tiny_clip(
+            config.tiny_clip_cache_dir, seed=config.seed, log_fn=log, **settings
+        )
     if not path:
         log("WARNING: no clip_checkpoint: the frozen CLIP has RANDOM weights (allow_random_clip)")
-        return model_config, None
+        return model_config, None, ""
     module, variables = load_clip(path)
     log(f"Frozen CLIP from {path}: {module.config}")
     # The checkpoint decides the architecture; the preset name only supplies defaults.
     model_config.clip_overrides = ml_collections.ConfigDict(module.config.to_dict())
-    return model_config, variables["params"]
+    return model_config, variables["params"], os.path.abspath(path)
 
 
 def global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
@@ -113,13 +121,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     )
 
     # --- Model ---
-    model_config, clip_params = load_frozen_clip(config)
+    model_config, clip_params, clip_path = load_frozen_clip(config)
     model, trainable, frozen = init_video_clip(
         model_config, rng=config.seed, clip_params=clip_params
     )
     log("Trainable parameters:\n" + params_lib.overview(trainable))
     log(f"Frozen CLIP parameters: {params_lib.count_params(frozen):,}")
     class_tokens, eos = class_tokens_for(model_config, class_names)
+    if jax.process_index() == 0:
+        # What export / predict need to rebuild the model without the training config's context.
+        run_info = {
+            "model_config": model_config.to_dict(),
+            "clip_checkpoint": clip_path,
+            "class_names": class_names,
+            "dataset_dir": dataset.dataset_dir,
+            "crop_size": config.data.crop_size,
+            "seed": config.seed,
+        }
+        with open(os.path.join(workdir, "run_info.json"), "w") as f:
+            json.dump(run_info, f, indent=1)
 
     # --- Optimizer and state ---
     steps_per_epoch = max(1, math.ceil(dataset.num_train / config.train.batch_size))
@@ -275,6 +295,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval_results.json"), "w") as f:
             json.dump(results, f, indent=1)
+        table = evaluate_lib.results_table(results, {name: ds.class_names for name, ds, *_ in sets})
+        log(f"\nResults after {int(state.step)} steps ({workdir}/eval_results.json):\n{table}")
     checkpointer.close()
     writer.flush()
     return results

@@ -1,0 +1,566 @@
+"""The whole video model in pure PyTorch, for models exported by `motion_clip_jax.export_torch`.
+
+  model, info = load_exported("model.pt")
+  logits = model(video, info["class_names"])        # video (B, T, 3, H, W), CLIP-normalised
+
+Imports torch, NumPy and the project's tokenizer only (no JAX, Flax or TensorFlow), so a trained
+model runs wherever PyTorch does. It computes what `models/video_clip.py` computes (DESIGN §1,
+docs/model.md): frozen CLIP image tower per frame -> MMB (spatial + motion streams) -> prompts
+(hand-crafted, learned or motion-aware) through the frozen CLIP text tower -> MCB -> cosine / tau.
+
+Layout: video is (B, T, 3, H, W) (PyTorch's channels-first frames; `video_io.load_views` gives
+channels-last (V, T, H, W, 3): permute(0, 1, 4, 2, 3)). Computation is float32.
+
+Parameter names: `clip.*` is OpenAI's CLIP layout (the dict `clip.model.build_model` accepts);
+the added modules mirror the Flax tree: `mmb.temporal_embedding`, `mmb.spatial.block_0.attn.query
+.weight`, `prompt.ctx`, `prompt.adapter_down.weight`, `mcb.sma.ln_q.weight`, ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motion_clip_jax.tokenizer import CONTEXT_LENGTH, EOT_TOKEN, get_tokenizer, tokenize
+
+FORMAT = "motion_clip_jax.torch.v1"
+
+# The model-config fields this module reads (docs/model.md has their meaning).
+CONFIG_FIELDS = (
+    "num_frames",
+    "spatial_stream",
+    "motion_stream",
+    "motion_step",
+    "mmb_depth",
+    "mmb_heads",
+    "mmb_mlp_ratio",
+    "prompts",
+    "n_ctx",
+    "ctx_init",
+    "adapter_reduction",
+    "adapter_activation",
+    "text_context",
+    "mcb",
+    "mcb_heads",
+    "mcb_qkv_dim",
+    "mcb_pooled_keys",
+    "temperature",
+)
+CLIP_FIELDS = (
+    "embed_dim",
+    "image_resolution",
+    "vision_layers",
+    "vision_width",
+    "vision_patch_size",
+    "context_length",
+    "vocab_size",
+    "transformer_width",
+    "transformer_layers",
+    "vision_heads",
+    "transformer_heads",
+)
+
+
+class ExportError(ValueError):
+    """An exported file that is not a (valid) motion_clip_jax PyTorch export; names the file."""
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "quick_gelu": quick_gelu}
+
+
+# ----------------------------------------------------------------------------- class tokens
+
+
+def class_tokens(
+    class_names: Sequence[str],
+    ctx_init: str,
+    n_ctx: int,
+    text_context: str = "shortest",
+    context_length: int = CONTEXT_LENGTH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token rows of the K prompts "<ctx_init> <class>." -> ids (K, L) int32, eos (K,) int32.
+
+    The same rows as `models.prompts.prepare_class_tokens` (which imports Flax): slots 1..H hold
+    the phrase, one EOT per row; "shortest" cuts every row after the last EOT (exact: the text
+    tower is causal and read at EOT), "full" keeps `context_length` tokens.
+    """
+    if isinstance(class_names, str) or not len(class_names):
+        raise ValueError(f"class_names must be a non-empty sequence of str, got {class_names!r}")
+    for k, name in enumerate(class_names):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"class_names[{k}] = {name!r} is not a non-empty string")
+    if text_context not in ("shortest", "full"):
+        raise ValueError(f"text_context={text_context!r}: must be 'shortest' or 'full'")
+    phrase = get_tokenizer().encode(ctx_init)
+    if len(phrase) != n_ctx:
+        raise ValueError(
+            f"n_ctx={n_ctx} does not match ctx_init={ctx_init!r} ({len(phrase)} tokens)"
+        )
+    try:
+        ids = tokenize([f"{ctx_init} {name}." for name in class_names], context_length)
+    except RuntimeError as e:
+        raise ValueError(f"A class prompt does not fit {context_length} tokens: {e}") from e
+    several = [class_names[k] for k in np.flatnonzero((ids == EOT_TOKEN).sum(axis=1) != 1)]
+    if several:
+        raise ValueError(f"class names {several[:5]} put more than one EOT token in the prompt")
+    misplaced = [class_names[k] for k in range(len(ids)) if list(ids[k, 1 : 1 + n_ctx]) != phrase]
+    if misplaced:
+        raise ValueError(
+            f"ctx_init={ctx_init!r} does not tokenize to the same {n_ctx} tokens in front of the "
+            f"class names {misplaced[:5]}"
+        )
+    eos = np.argmax(ids, axis=1).astype(np.int32)
+    if text_context == "shortest":
+        ids = ids[:, : int(eos.max()) + 1]
+    return np.ascontiguousarray(ids), eos
+
+
+# ----------------------------------------------------------------------------- CLIP (OpenAI layout)
+
+
+class CLIPAttention(nn.Module):
+    """Self-attention with OpenAI's (nn.MultiheadAttention's) parameter names. (N, L, W)."""
+
+    def __init__(self, width: int, heads: int, causal: bool):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, width = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+
+
+class CLIPMlp(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.c_fc = nn.Linear(width, 4 * width)
+        self.c_proj = nn.Linear(4 * width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(quick_gelu(self.c_fc(x)))
+
+
+class CLIPBlock(nn.Module):
+    """x + attn(ln_1(x)); x + mlp(ln_2(x))."""
+
+    def __init__(self, width: int, heads: int, causal: bool):
+        super().__init__()
+        self.attn = CLIPAttention(width, heads, causal)
+        self.ln_1 = nn.LayerNorm(width, eps=1e-5)
+        self.mlp = CLIPMlp(width)
+        self.ln_2 = nn.LayerNorm(width, eps=1e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class CLIPTransformer(nn.Module):
+    def __init__(self, width: int, layers: int, heads: int, causal: bool):
+        super().__init__()
+        self.resblocks = nn.Sequential(*[CLIPBlock(width, heads, causal) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.resblocks(x)
+
+
+class CLIPVision(nn.Module):
+    """(N, 3, H, W) CLIP-normalised images -> (N, D) projected class tokens."""
+
+    def __init__(self, c: Mapping[str, Any]):
+        super().__init__()
+        width, patch = c["vision_width"], c["vision_patch_size"]
+        grid = c["image_resolution"] // patch
+        self.resolution = c["image_resolution"]
+        self.conv1 = nn.Conv2d(3, width, patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.positional_embedding = nn.Parameter(torch.empty(grid * grid + 1, width))
+        self.ln_pre = nn.LayerNorm(width, eps=1e-5)
+        self.transformer = CLIPTransformer(width, c["vision_layers"], c["vision_heads"], False)
+        self.ln_post = nn.LayerNorm(width, eps=1e-5)
+        self.proj = nn.Parameter(torch.empty(width, c["embed_dim"]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        n = images.shape[0]
+        if tuple(images.shape[1:]) != (3, self.resolution, self.resolution):
+            raise ValueError(
+                f"CLIP image tower expects (N, 3, {self.resolution}, {self.resolution}) images, "
+                f"got {tuple(images.shape)}"
+            )
+        x = self.conv1(images).flatten(2).transpose(1, 2)  # (N, grid^2, W)
+        cls = self.class_embedding.expand(n, 1, -1)
+        x = self.ln_pre(torch.cat([cls, x], dim=1) + self.positional_embedding)
+        x = self.transformer(x)
+        return self.ln_post(x[:, 0]) @ self.proj
+
+
+class CLIP(nn.Module):
+    """OpenAI's ViT CLIP: its state_dict keys are exactly `clip.model.build_model`'s."""
+
+    def __init__(self, c: Mapping[str, Any]):
+        super().__init__()
+        width = c["transformer_width"]
+        self.visual = CLIPVision(c)
+        self.transformer = CLIPTransformer(
+            width, c["transformer_layers"], c["transformer_heads"], causal=True
+        )
+        self.token_embedding = nn.Embedding(c["vocab_size"], width)
+        self.positional_embedding = nn.Parameter(torch.empty(c["context_length"], width))
+        self.ln_final = nn.LayerNorm(width, eps=1e-5)
+        self.text_projection = nn.Parameter(torch.empty(width, c["embed_dim"]))
+        self.logit_scale = nn.Parameter(torch.empty(()))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, D), not L2-normalised."""
+        return self.visual(images)
+
+    def encode_text_embeddings(self, x: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (N, L, Wt), L <= context, EOT positions (N,) -> (N, D)."""
+        length = x.shape[1]
+        if length > self.positional_embedding.shape[0]:
+            raise ValueError(f"text length {length} > context {self.positional_embedding.shape[0]}")
+        x = self.transformer(x + self.positional_embedding[:length])
+        x = x[torch.arange(x.shape[0]), eos.long()]
+        return self.ln_final(x) @ self.text_projection
+
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, L) token ids -> (N, D); EOT is the highest id of each row (as OpenAI)."""
+        return self.encode_text_embeddings(self.token_embedding(ids.long()), ids.argmax(dim=-1))
+
+
+# ----------------------------------------------------------------------------- the added modules
+
+
+class Attention(nn.Module):
+    """Multi-head attention with q/k/v projections to `qkv_dim` and `out` back to `width`
+    (Flax's MultiHeadDotProductAttention). q (N, Q, W), kv (N, S, W) -> (N, Q, W)."""
+
+    def __init__(self, width: int, heads: int, qkv_dim: int):
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(width, qkv_dim)
+        self.key = nn.Linear(width, qkv_dim)
+        self.value = nn.Linear(width, qkv_dim)
+        self.out = nn.Linear(qkv_dim, width)
+
+    def forward(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        def split(x):  # (N, S, qkv) -> (N, heads, S, qkv / heads)
+            return x.view(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(
+            split(self.query(q)), split(self.key(kv)), split(self.value(kv))
+        )
+        return self.out(out.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1))
+
+
+class TransformerBlock(nn.Module):
+    """x + MHSA(LN(x)); x + MLP(LN(x)), exact-GELU MLP of width round(mlp_ratio * D)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        hidden = int(round(mlp_ratio * width))
+        self.ln_1 = nn.LayerNorm(width, eps=1e-5)
+        self.attn = Attention(width, heads, width)
+        self.ln_2 = nn.LayerNorm(width, eps=1e-5)
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln_1(x)
+        x = x + self.attn(h, h)
+        return x + self.fc2(F.gelu(self.fc1(self.ln_2(x))))
+
+
+class TransformerStack(nn.Module):
+    """`depth` blocks named block_0, block_1, ... (no final LayerNorm)."""
+
+    def __init__(self, depth: int, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.depth = depth
+        for i in range(depth):
+            self.add_module(f"block_{i}", TransformerBlock(width, heads, mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(self.depth):
+            x = getattr(self, f"block_{i}")(x)
+        return x
+
+
+def motion_pairs(num_frames: int, max_step: int) -> tuple[list[int], list[int]]:
+    """Pairs (i, j), i < j, j - i <= s, ordered by step then i -> (i list, j list), length L."""
+    i_idx = [i for k in range(1, max_step + 1) for i in range(num_frames - k)]
+    j_idx = [i + k for k in range(1, max_step + 1) for i in range(num_frames - k)]
+    return i_idx, j_idx
+
+
+class MotionModelingBlock(nn.Module):
+    """(B, T, D) frame features -> {'V': (B, D), 'S': (B, T, D) | None, 'M': (B, L, D) | None}."""
+
+    def __init__(self, c: Mapping[str, Any], width: int):
+        super().__init__()
+        self.spatial_stream, self.motion_stream = c["spatial_stream"], c["motion_stream"]
+        t = c["num_frames"]
+        stack = lambda: TransformerStack(c["mmb_depth"], width, c["mmb_heads"], c["mmb_mlp_ratio"])
+        if self.spatial_stream:
+            self.temporal_embedding = nn.Parameter(torch.empty(t, width))
+            self.spatial = stack()
+        if self.motion_stream:
+            self.pairs = motion_pairs(t, c["motion_step"])
+            self.pair_embedding = nn.Parameter(torch.empty(len(self.pairs[0]), width))
+            self.motion = stack()
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        pooled, spatial, motion = [], None, None
+        if self.spatial_stream:
+            spatial = self.spatial(frames + self.temporal_embedding)
+            pooled.append(spatial.mean(dim=1))
+        if self.motion_stream:
+            i_idx, j_idx = self.pairs
+            motion = self.motion(frames[:, j_idx] - frames[:, i_idx] + self.pair_embedding)
+            pooled.append(motion.mean(dim=1))
+        video = sum(pooled) if pooled else frames.mean(dim=1)
+        return {"V": video, "S": spatial, "M": motion}
+
+
+class PromptLearner(nn.Module):
+    """ctx (H, Dt), plus adapter(mean_L(M)) (B, Dt) for motion-aware prompts -> (B, H, Dt)."""
+
+    def __init__(self, c: Mapping[str, Any], width: int, text_width: int):
+        super().__init__()
+        self.motion_aware = c["prompts"] == "motion_aware"
+        self.ctx = nn.Parameter(torch.empty(c["n_ctx"], text_width))
+        if self.motion_aware:
+            hidden = max(1, width // c["adapter_reduction"])
+            self.adapter_down = nn.Linear(width, hidden)
+            self.adapter_up = nn.Linear(hidden, text_width)
+            self.activation = ACTIVATIONS[c["adapter_activation"]]
+
+    def forward(self, motion: torch.Tensor | None) -> torch.Tensor:
+        if not self.motion_aware:
+            return self.ctx
+        shift = self.adapter_up(self.activation(self.adapter_down(motion)))
+        return self.ctx[None] + shift[:, None, :]
+
+
+class CrossAttention(nn.Module):
+    """q + MHA(LN(q), LN(kv))."""
+
+    def __init__(self, width: int, heads: int, qkv_dim: int):
+        super().__init__()
+        self.ln_q = nn.LayerNorm(width, eps=1e-5)
+        self.ln_kv = nn.LayerNorm(width, eps=1e-5)
+        self.attn = Attention(width, heads, qkv_dim)
+
+    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
+        return queries + self.attn(self.ln_q(queries), self.ln_kv(keys_values))
+
+
+class MultimodalCommunicationBlock(nn.Module):
+    """T' = T + SMA(T, [S; M] or V);  V' = V + SAA(V, T), both on the un-updated T and V."""
+
+    def __init__(self, c: Mapping[str, Any], width: int):
+        super().__init__()
+        self.pooled_keys = c["mcb_pooled_keys"]
+        self.sma = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
+        self.saa = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
+
+    def forward(self, text, video, video_tokens):
+        if text.ndim == 2:  # prompts shared by all videos
+            text = text.expand(video.shape[0], *text.shape)
+        keys = video[:, None] if self.pooled_keys else video_tokens
+        return self.sma(text, keys), self.saa(video[:, None], text)[:, 0]
+
+
+def cosine_logits(video: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
+    """cos(T_k, V) / tau: video (B, D), text (K, D) or (B, K, D) -> (B, K)."""
+    v = F.normalize(video, dim=-1, eps=1e-12)
+    t = F.normalize(text, dim=-1, eps=1e-12)
+    if t.ndim == 2:
+        return v @ t.T / temperature
+    return torch.einsum("bd,bkd->bk", v, t) / temperature
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class VideoCLIP(nn.Module):
+    """The paper's model, every variant (config switches as in `models/config.py`).
+
+    forward(video (B, T, 3, H, W), classes) -> logits (B, K); classes is a list of K class names,
+    or (ids (K, L), eos (K,)) from `class_tokens` / `self.class_tokens`.
+    """
+
+    def __init__(self, model_config: Mapping[str, Any], clip_config: Mapping[str, Any]):
+        super().__init__()
+        self.config = dict(model_config)
+        c = self.config
+        width, text_width = clip_config["embed_dim"], clip_config["transformer_width"]
+        self.clip = CLIP(clip_config)
+        self.mmb = MotionModelingBlock(c, width)
+        if c["prompts"] != "handcrafted":
+            self.prompt = PromptLearner(c, width, text_width)
+        if c["mcb"]:
+            self.mcb = MultimodalCommunicationBlock(c, width)
+
+    def class_tokens(self, class_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """K class names -> (ids (K, L), eos (K,)) int64 tensors with the config's phrase."""
+        c = self.config
+        ids, eos = class_tokens(
+            class_names,
+            c["ctx_init"],
+            c["n_ctx"],
+            c["text_context"],
+            self.clip.positional_embedding.shape[0],
+        )
+        return torch.from_numpy(ids).long(), torch.from_numpy(eos).long()
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, T, D) frozen CLIP image features."""
+        if video.ndim != 5 or video.shape[2] != 3:
+            raise ValueError(f"video must be (B, T, 3, H, W), got {tuple(video.shape)}")
+        if video.shape[1] != self.config["num_frames"]:
+            raise ValueError(
+                f"model built for num_frames={self.config['num_frames']}, got video "
+                f"{tuple(video.shape)}"
+            )
+        b, t = video.shape[:2]
+        return self.clip.encode_image(video.reshape(b * t, *video.shape[2:])).reshape(b, t, -1)
+
+    def text_features(
+        self, ids: torch.Tensor, eos: torch.Tensor, motion: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(K, L) ids, (K,) eos, motion (B, D) -> (K, D), or (B, K, D) for motion-aware prompts."""
+        c = self.config
+        embeddings = self.clip.token_embedding(ids)  # (K, L, Wt)
+        if c["prompts"] == "handcrafted":
+            return self.clip.encode_text_embeddings(embeddings, eos)
+        h = c["n_ctx"]
+        ctx = self.prompt(motion)
+        k, length, width = embeddings.shape
+        if ctx.ndim == 2:
+            rows = torch.cat(
+                [embeddings[:, :1], ctx.expand(k, h, width), embeddings[:, 1 + h :]], dim=1
+            )
+            return self.clip.encode_text_embeddings(rows, eos)
+        b = ctx.shape[0]
+        rows = torch.cat(
+            [
+                embeddings[None, :, :1].expand(b, k, 1, width),
+                ctx[:, None].expand(b, k, h, width),
+                embeddings[None, :, 1 + h :].expand(b, k, length - 1 - h, width),
+            ],
+            dim=2,
+        )
+        feats = self.clip.encode_text_embeddings(rows.reshape(b * k, length, width), eos.repeat(b))
+        return feats.reshape(b, k, -1)
+
+    def logits_from_features(
+        self, frames: torch.Tensor, ids: torch.Tensor, eos: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, T, D) frame features -> (B, K) logits."""
+        video = self.mmb(frames)
+        motion = None if video["M"] is None else video["M"].mean(dim=1)
+        text = self.text_features(ids, eos, motion)
+        v, t = video["V"], text
+        if self.config["mcb"]:
+            tokens = [x for x in (video["S"], video["M"]) if x is not None]
+            tokens = torch.cat(tokens, dim=1) if tokens else v[:, None]
+            t, v = self.mcb(text, v, tokens)
+        return cosine_logits(v, t, self.config["temperature"])
+
+    def forward(self, video: torch.Tensor, classes) -> torch.Tensor:
+        if isinstance(classes, tuple) and len(classes) == 2 and torch.is_tensor(classes[0]):
+            ids, eos = classes
+        else:
+            ids, eos = self.class_tokens(classes)
+        return self.logits_from_features(self.encode_frames(video), ids.long(), eos.long())
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _require(mapping: Any, fields: Sequence[str], what: str, path: str) -> dict[str, Any]:
+    if not isinstance(mapping, Mapping):
+        raise ExportError(f"{path}: {what} is {type(mapping).__name__}, not a dict")
+    missing = [f for f in fields if f not in mapping]
+    if missing:
+        raise ExportError(f"{path}: {what} lacks the fields {missing}")
+    return dict(mapping)
+
+
+def build_model(info: Mapping[str, Any], path: str = "<export>") -> VideoCLIP:
+    """An uninitialised VideoCLIP for an export's 'model_config' and 'clip_config'."""
+    model_config = _require(info.get("model_config"), CONFIG_FIELDS, "model_config", path)
+    clip_config = _require(info.get("clip_config"), CLIP_FIELDS, "clip_config", path)
+    if model_config["prompts"] not in ("handcrafted", "learned", "motion_aware"):
+        raise ExportError(f"{path}: model_config prompts={model_config['prompts']!r} is unknown")
+    if model_config["adapter_activation"] not in ACTIVATIONS:
+        raise ExportError(
+            f"{path}: model_config adapter_activation={model_config['adapter_activation']!r} "
+            f"is unknown; known: {sorted(ACTIVATIONS)}"
+        )
+    return VideoCLIP(model_config, clip_config)
+
+
+def load_exported(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[VideoCLIP, dict[str, Any]]:
+    """Reads a file written by `motion_clip_jax.export_torch` -> (model in eval mode, info).
+
+    info: everything in the file but the weights: 'model_config', 'clip_config', 'class_names',
+    'crop_size', 'num_frames', 'normalization', 'source'. Raises FileNotFoundError, or
+    ExportError naming the file and what is wrong (not a torch file, wrong format, missing or
+    mis-shaped weights).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No exported model at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ExportError(
+            f"{path}: not a PyTorch file written by motion_clip_jax.export_torch "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != FORMAT:
+        raise ExportError(f"{path}: not a {FORMAT} file (format={found!r})")
+    for key in ("clip", "head"):
+        if not isinstance(payload.get(key), Mapping):
+            raise ExportError(f"{path}: the {key!r} state_dict is missing")
+    model = build_model(payload, path)
+    state = {f"clip.{k}": v for k, v in payload["clip"].items()}
+    state.update(payload["head"])
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong:
+        raise ExportError(
+            f"{path}: weights do not fit the stored config: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, wrong shapes {wrong[:5]}"
+        )
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model.eval()
+    info = {k: v for k, v in payload.items() if k not in ("clip", "head")}
+    return model, info

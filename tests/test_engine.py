@@ -1,0 +1,171 @@
+"""The train/eval engine in-process: config validation, NaN guard, few-shot runs, eval outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from motion_clip_jax.train import trainer
+from motion_clip_jax.train.config import base_config, validate_config
+from motion_clip_jax.train.evaluate import classification_metrics, pair_accuracy
+
+from .conftest import REPO_ROOT, restore_train_state
+
+
+def tiny_config(dataset_dir: str):
+    spec = importlib.util.spec_from_file_location(
+        "tiny_synthetic", REPO_ROOT / "tests" / "configs" / "tiny_synthetic.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(dataset_dir)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("engine") / "synthetic_motion")
+
+
+def test_config_errors_name_the_field(tmp_path):
+    c = base_config()
+    c.data.dataset_dir = "somewhere"
+    c.clip_checkpoint = str(tmp_path / "vit_b16.msgpack")
+    with pytest.raises(ValueError, match=r"clip_checkpoint.*to-flax"):
+        validate_config(c)
+    c.allow_random_clip, c.clip_checkpoint = True, ""
+    validate_config(c)  # now consistent
+
+    bad = base_config()
+    bad.allow_random_clip = True
+    with pytest.raises(ValueError, match=r"data.dataset_dir"):
+        validate_config(bad)
+    bad.data.dataset_dir = "x"
+    bad.train.bogus = 1
+    with pytest.raises(ValueError, match=r"unknown field.*train.bogus"):
+        validate_config(bad)
+    del bad.train["bogus"]
+    bad.model.motion_step = 9
+    with pytest.raises(ValueError, match=r"motion_step"):
+        validate_config(bad)
+    bad.model.motion_step = 4
+    bad.optim.name = "lamb"
+    with pytest.raises(ValueError, match=r"optim.name"):
+        validate_config(bad)
+    bad.optim.name = "sgd"
+    bad.eval.extra.ucf = {"dataset_dir": "y", "split": "test"}
+    with pytest.raises(ValueError, match=r"eval.extra.ucf.*class_names"):
+        validate_config(bad)
+
+
+def test_main_refuses_unknown_override(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "motion_clip_jax.main", "--config=configs/demo.py",
+         f"--workdir={tmp_path}", "--config.train.bogus_field=3"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "bogus_field" in out.stderr
+
+
+def test_metrics_against_hand_counts():
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7]])
+    labels = np.array([0, 1, 1, 0])
+    m = classification_metrics(scores, labels, ["a", "b", "c"])
+    assert m["top1"] == 0.5 and m["top5"] == 1.0
+    assert m["per_class_accuracy"] == {"a": 0.5, "b": 0.5, "c": None}
+    assert m["confusion_matrix"] == [[1, 0, 1], [1, 1, 0], [0, 0, 0]]
+    pairs = pair_accuracy(scores, labels, [(0, 1)])
+    assert pairs["0-1"] == 0.5  # videos 0 and 1 right, 2 and 3 wrong within the pair
+
+
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path, dataset_dir):
+    config = tiny_config(dataset_dir)
+    config.train.num_steps = 6
+    config.eval.single_view = False
+    workdir = str(tmp_path / "run")
+    trainer.train_and_evaluate(config, workdir)
+    good = restore_train_state(workdir, 6)
+
+    # Continue the same run with an absurd learning rate: the loss turns NaN; nothing is saved.
+    config.train.num_steps = 12
+    config.optim.learning_rate = 1e36
+    config.optim.warmup_steps = 0
+    with pytest.raises(trainer.NonFiniteLossError, match=r"step \d+.*checkpoint \(step 6\)"):
+        trainer.train_and_evaluate(config, workdir)
+    steps = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+    assert steps[-1] == 6
+    after = restore_train_state(workdir, 6)
+    for key, value in good.items():
+        assert np.array_equal(after[key], value), key
+        assert np.all(np.isfinite(value)), key
+
+
+def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
+    config = tiny_config(dataset_dir)
+    config.data.few_shot_k = 2
+    config.data.few_shot_seed = 3
+    config.train.num_steps = 3
+    config.eval.multiview = True
+    config.eval.confusion_png = True
+    workdir = tmp_path / "fewshot"
+    results = trainer.train_and_evaluate(config, str(workdir))
+
+    lines = (workdir / "few_shot_2shot_seed3.txt").read_text().splitlines()
+    drawn = [line.split("\t") for line in lines if not line.startswith("#")]
+    assert len(drawn) == 2 * 8  # k per class, 8 synthetic classes
+    assert sorted(int(label) for _, label in drawn) == sorted(list(range(8)) * 2)
+
+    saved = json.loads((workdir / "eval_results.json").read_text())
+    for view in ("main/single_view", "main/multiview"):
+        assert saved[view]["num_videos"] == 16  # every test video exactly once
+        assert saved[view]["top1"] == results[view]["top1"]
+        assert set(saved[view]["pair_accuracy"]) == {"0-1", "2-3", "4-5", "6-7", "mean"}
+        assert (workdir / f"confusion_main_{view.split('/')[1]}.png").stat().st_size > 1000
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train_rows] == [3]
+    assert {"loss", "accuracy", "learning_rate", "steps_per_second"} <= set(train_rows[0])
+
+
+PAPER_CONFIGS = [
+    ("hmdb_closed", "1"),
+    ("hmdb_closed", "3,baseline"),
+    ("ucf_closed", "2,mmb_map"),
+    ("k400_closed", "validation"),
+    ("few_shot", "hmdb51,2,0"),
+    ("few_shot", "ucf101,16,9"),
+    ("few_shot", "kinetics400,5,3"),
+    ("zero_shot", "k400"),
+    ("zero_shot", "hmdb"),
+    ("zero_shot", "ucf"),
+]
+
+
+@pytest.mark.parametrize("name,arg", PAPER_CONFIGS)
+def test_paper_configs_are_complete(name, arg):
+    """Every paper setting's config validates; the only thing missing here is the CLIP file."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    with pytest.raises(ValueError, match=r"clip_checkpoint.*to-flax"):
+        validate_config(config)
+    config.clip_checkpoint, config.allow_random_clip = "", True
+    validate_config(config)
+    assert config.model.clip_model == "vit_b16" and config.data.crop_size == 224
+
+
+def test_demo_config_and_bad_arguments():
+    sys.path.insert(0, str(REPO_ROOT))
+    from configs import demo, few_shot, hmdb_closed
+
+    validate_config(demo.get_config())
+    for bad in (lambda: hmdb_closed.get_config("4"), lambda: few_shot.get_config("hmdb51,2")):
+        with pytest.raises(ValueError, match=r"hmdb_closed: split|few_shot: argument"):
+            bad()
