@@ -102,14 +102,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"Devices: {jax.device_count()} ({jax.devices()[0].platform}), {num_processes} process(es), "
         f"mesh {dict(mesh.shape)}"
     )
-    if (
-        config.train.batch_size % (mesh.shape["data"] * 1)
-        or config.train.batch_size % num_processes
-    ):
-        raise ValueError(
-            f"config.train.batch_size={config.train.batch_size} must divide over the data axis "
-            f"({mesh.shape['data']}) and the processes ({num_processes})"
-        )
+    for field in ("train.batch_size", "eval.batch_size"):
+        size = config[field.split(".")[0]].batch_size
+        if size % mesh.shape["data"] or size % num_processes:
+            raise ValueError(
+                f"config.{field}={size} must divide over the data axis ({mesh.shape['data']}) "
+                f"and the processes ({num_processes})"
+            )
 
     # --- Data ---
     dataset = data_input.prepare_dataset(config, workdir)
