@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 
+from motion_clip_jax.experiments.summarize import summarize
 from motion_clip_jax.train import trainer
 from motion_clip_jax.train.config import base_config, validate_config
 from motion_clip_jax.train.evaluate import classification_metrics, pair_accuracy
@@ -113,6 +115,13 @@ def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
     config.train.num_steps = 3
     config.eval.multiview = True
     config.eval.confusion_png = True
+    # A zero-shot style extra evaluation set: its own folder, split and class-name file.
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text("\n".join(f"class number {i}" for i in range(8)) + "\n")
+    for split in (1, 2):
+        config.eval.extra[f"other_split{split}"] = ml_collections.ConfigDict(
+            dict(dataset_dir=dataset_dir, split="test", class_names=str(label_file))
+        )
     workdir = tmp_path / "fewshot"
     results = trainer.train_and_evaluate(config, str(workdir))
 
@@ -127,6 +136,13 @@ def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
         assert saved[view]["top1"] == results[view]["top1"]
         assert set(saved[view]["pair_accuracy"]) == {"0-1", "2-3", "4-5", "6-7", "mean"}
         assert (workdir / f"confusion_main_{view.split('/')[1]}.png").stat().st_size > 1000
+    for split in (1, 2):
+        other = saved[f"other_split{split}/single_view"]
+        assert other["num_videos"] == 16
+        assert list(other["per_class_accuracy"]) == [f"class number {i}" for i in range(8)]
+    summary = summarize([str(workdir)])  # over the splits of each set
+    assert summary["other/single_view"]["n"] == 2
+    assert summary["other/single_view"]["std"] == 0.0  # the same videos twice
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["kind"] == "train"]
     assert [r["step"] for r in train_rows] == [3]
@@ -167,5 +183,5 @@ def test_demo_config_and_bad_arguments():
 
     validate_config(demo.get_config())
     for bad in (lambda: hmdb_closed.get_config("4"), lambda: few_shot.get_config("hmdb51,2")):
-        with pytest.raises(ValueError, match=r"hmdb_closed: split|few_shot: argument"):
+        with pytest.raises(ValueError, match=r"closed-set: split|few_shot: argument"):
             bad()

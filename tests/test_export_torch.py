@@ -57,7 +57,7 @@ def _cases() -> dict[str, tuple[str, str]]:
     """Case name -> (model, text_context): every variant in both text contexts (the same params
     give the same logits either way; each context is exported and checked on its own)."""
     cases = {f"{v}/{c}": (v, c) for v in config_lib.VARIANTS for c in config_lib.TEXT_CONTEXTS}
-    cases.update({name: (name, "shortest") for name in _models() if name not in cases})
+    cases.update({m: (m, "shortest") for m in _models() if m not in config_lib.VARIANTS})
     return cases
 
 
@@ -129,14 +129,18 @@ json.dump(results, open(manifest["results"], "w"))
 
 
 @pytest.fixture(scope="module")
-def parity(tmp_path_factory):
+def clip_params():
+    """One random tiny frozen CLIP for every model here (drawing it is init's slow part)."""
+    return init_clip(config_lib.clip_config_of(_models()["full"]), 0)[1]["params"]
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory, clip_params):
     """Exports every case, runs the PyTorch side once; -> (results, JAX logits per case)."""
     root = tmp_path_factory.mktemp("parity")
     manifest = {"cases": {}, "results": str(root / "results.json")}
     rng = np.random.default_rng(0)
     models = _models()
-    # One random frozen CLIP for all (drawing it is the slow part of init_video_clip).
-    clip_params = init_clip(config_lib.clip_config_of(models["full"]), 0)[1]["params"]
     built = {}
     for i, (name, config) in enumerate(models.items()):
         model, trainable, frozen = init_video_clip(config, rng=i, clip_params=clip_params)
@@ -193,10 +197,10 @@ def test_exported_clip_is_openai_layout(parity):
     assert results["openai_text_error"] < 1e-5
 
 
-def test_round_trip_keeps_every_weight_and_field(parity):
-    _, _, root = parity
+def test_round_trip_keeps_every_weight_and_field(tmp_path, clip_params):
+    root = tmp_path
     config = _models()["full"]
-    _, trainable, frozen = init_video_clip(config, rng=5)
+    _, trainable, frozen = init_video_clip(config, rng=5, clip_params=clip_params)
     payload = export_torch.export_payload(
         config, trainable, frozen, CLASS_NAMES, 32, source={"step": 7}
     )
@@ -228,7 +232,7 @@ def test_round_trip_keeps_every_weight_and_field(parity):
     assert info["clip_config"]["vision_heads"] == 1  # resolved from width // 64
 
 
-def test_load_exported_errors_name_the_file(tmp_path):
+def test_load_exported_errors_name_the_file(tmp_path, clip_params):
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         torch_model.load_exported(tmp_path / "nowhere.pt")
     text = tmp_path / "notes.pt"
@@ -245,7 +249,7 @@ def test_load_exported_errors_name_the_file(tmp_path):
         torch_model.load_exported(wrong)
 
     config = config_lib.model_config("baseline", **TINY)
-    _, trainable, frozen = init_video_clip(config, rng=0)
+    _, trainable, frozen = init_video_clip(config, rng=0, clip_params=clip_params)
     payload = export_torch.export_payload(config, trainable, frozen, CLASS_NAMES, 32)
     broken = {**payload, "head": dict(payload["head"])}
     broken["head"]["mmb.temporal_embedding"] = torch.zeros(3, 64)

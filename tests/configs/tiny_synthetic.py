@@ -7,11 +7,10 @@ from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
 
 
-def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
-    c = base_config()
-    c.allow_random_clip = True
-    c.model = model_config(
-        "full",
+def tiny_model_config(variant: str = "full"):
+    """The full model on the tiny CLIP: 4 frames, s = 2, D = 64."""
+    return model_config(
+        variant,
         clip_model="tiny",
         num_frames=4,
         motion_step=2,
@@ -23,6 +22,12 @@ def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
         mcb_heads=4,
         mcb_qkv_dim=32,
     )
+
+
+def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
+    c = base_config()
+    c.allow_random_clip = True
+    c.model = tiny_model_config()
     c.data.dataset_dir = dataset_dir
     c.data.synthetic_if_missing = True
     c.data.synthetic_num_train = 48

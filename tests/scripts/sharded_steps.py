@@ -14,27 +14,11 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from motion_clip_jax.models.config import model_config  # noqa: E402
 from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip  # noqa: E402
 from motion_clip_jax.train import mesh as mesh_lib  # noqa: E402
 from motion_clip_jax.train import steps as steps_lib  # noqa: E402
 from motion_clip_jax.train.optim import make_optimizer  # noqa: E402
-
-
-def tiny_model_config(variant: str = "full") -> ml_collections.ConfigDict:
-    return model_config(
-        variant,
-        clip_model="tiny",
-        num_frames=4,
-        motion_step=2,
-        mmb_heads=4,
-        mmb_mlp_ratio=1.0,
-        ctx_init="a video of a shape",
-        n_ctx=5,
-        adapter_reduction=4,
-        mcb_heads=4,
-        mcb_qkv_dim=32,
-    )
+from tests.configs.tiny_synthetic import tiny_model_config  # noqa: E402
 
 
 def main():
