@@ -27,7 +27,6 @@ import torch
 
 from motion_clip_jax import predict, torch_model, video_io
 from motion_clip_jax.convert import clip_to_torch
-from motion_clip_jax.convert.layout import CheckpointError
 from motion_clip_jax.models import config as config_lib
 
 
@@ -124,9 +123,9 @@ def export_workdir(
         run.model_config,
         run.trainable,
         run.frozen,
-        run.class_names,
-        run.crop_size,
-        source={"workdir": run.workdir, "step": run.step, "clip": run.clip_source},
+        run.info.class_names,
+        run.info.crop_size,
+        source={"workdir": run.info.workdir, "step": run.info.step, "clip": run.clip_source},
     )
     save_export(output, payload)
     return payload
@@ -145,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.time()
     try:
         payload = export_workdir(args.workdir, args.output, args.step)
-    except (predict.PredictError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (ValueError, OSError) as e:  # PredictError, CheckpointError, ...: bad inputs
         print(f"error: {e}", file=sys.stderr)
         return 1
     head = sum(v.numel() for v in payload["head"].values())

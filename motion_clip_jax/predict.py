@@ -125,9 +125,12 @@ def run_cli(
     add_model_args: Callable[[argparse.ArgumentParser], None],
     predict_fn: Callable[[argparse.Namespace], Prediction],
     description: str,
-    errors: tuple[type[BaseException], ...] = (),
 ) -> int:
-    """Parses flags, runs `predict_fn`, prints the prediction. Known errors: message, exit 1."""
+    """Parses flags, runs `predict_fn`, prints the prediction.
+
+    Bad inputs (ValueError and its kinds: PredictError, VideoError, CheckpointError, ExportError,
+    and OSError) print `error: <message>` on stderr and return 1; anything else is a bug and
+    raises."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -135,8 +138,10 @@ def run_cli(
     add_common_args(parser)
     args = parser.parse_args(argv)
     try:
+        if args.top < 1:
+            raise PredictError(f"--top must be >= 1, got {args.top}")
         prediction = predict_fn(args)
-    except (PredictError, video_io.VideoError, FileNotFoundError, ValueError, *errors) as e:
+    except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.json:
@@ -150,18 +155,32 @@ def run_cli(
 
 
 @dataclasses.dataclass
+class RunInfo:
+    """What a trainer workdir records about its run (run_info.json) and the checkpoint to use."""
+
+    workdir: str
+    step: int
+    model_config: dict  # the resolved model config (clip_overrides = the CLIP architecture)
+    clip_checkpoint: str  # the frozen CLIP's .msgpack (random_clip.msgpack for a random one)
+    class_names: list[str]
+    crop_size: int
+    seed: int
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.model_config["num_frames"])
+
+
+@dataclasses.dataclass
 class TrainedRun:
     """A trained workdir, ready to apply: model, params and what the run recorded."""
 
+    info: RunInfo
     model: Any  # models.video_clip.VideoCLIP
     model_config: Any  # ml_collections.ConfigDict
     trainable: dict
     frozen: dict
-    class_names: list[str]
-    crop_size: int
-    step: int
-    workdir: str
-    clip_source: str  # the frozen CLIP's .msgpack, or a note that it was re-drawn from the seed
+    clip_source: str  # the frozen CLIP's .msgpack
 
 
 def checkpoint_steps(workdir: str) -> list[int]:
@@ -174,6 +193,41 @@ def checkpoint_steps(workdir: str) -> list[int]:
         int(name)
         for name in os.listdir(directory)
         if name.isdigit() and os.path.isdir(os.path.join(directory, name, "state"))
+    )
+
+
+def read_run(workdir: str | os.PathLike, step: int | None = None) -> RunInfo:
+    """Reads run_info.json and picks the checkpoint (default: the latest complete one). Cheap
+    (no JAX), so every input error surfaces before the model is loaded."""
+    workdir = os.path.abspath(os.fspath(workdir))
+    if not os.path.isdir(workdir):
+        raise PredictError(f"workdir {workdir} does not exist")
+    info_path = os.path.join(workdir, "run_info.json")
+    if not os.path.isfile(info_path):
+        raise PredictError(
+            f"{info_path} not found: not a training workdir (the trainer writes it at start)"
+        )
+    with open(info_path) as f:
+        run_info = json.load(f)
+    fields = ("model_config", "clip_checkpoint", "class_names", "crop_size", "seed")
+    missing = [k for k in fields if k not in run_info]
+    if missing:
+        raise PredictError(f"{info_path} lacks the fields {missing}")
+    steps = checkpoint_steps(workdir)
+    if not steps:
+        raise PredictError(f"workdir {workdir} has no checkpoint (no {workdir}/checkpoints/<step>)")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise PredictError(f"workdir {workdir} has no checkpoint of step {step}; it has {steps}")
+    return RunInfo(
+        workdir=workdir,
+        step=step,
+        model_config=run_info["model_config"],
+        clip_checkpoint=run_info["clip_checkpoint"],
+        class_names=list(run_info["class_names"]),
+        crop_size=int(run_info["crop_size"]),
+        seed=int(run_info["seed"]),
     )
 
 
@@ -204,81 +258,50 @@ def _restore_trainable(path: str) -> dict:
     return jax.tree_util.tree_map(np.asarray, state["trainable"])
 
 
-def _check_same_tree(restored: dict, expected: dict, what: str) -> None:
+def _check_same_tree(given: Any, expected: Any, what: str) -> None:
+    """Raises PredictError naming the leaves where `given` and `expected` differ in path/shape."""
     import jax
 
     shapes = lambda tree: {
         jax.tree_util.keystr(p): tuple(np.shape(x))
         for p, x in jax.tree_util.tree_leaves_with_path(tree)
     }
-    got, want = shapes(restored), shapes(expected)
+    got, want = shapes(given), shapes(expected)
     if got != want:
         diff = sorted(set(got.items()) ^ set(want.items()))[:6]
         raise PredictError(f"{what} does not fit the run's model config: differing leaves {diff}")
 
 
-def load_trained_run(workdir: str | os.PathLike, step: int | None = None) -> TrainedRun:
-    """Rebuilds a trained model from a trainer workdir (run_info.json + checkpoints/<step>).
+def load_trained_run(run: RunInfo | str | os.PathLike, step: int | None = None) -> TrainedRun:
+    """Rebuilds a trained model from a trainer workdir (or its `read_run` info).
 
-    The frozen CLIP is read from the run's `clip_checkpoint`; a run without one (random frozen
-    CLIP, `allow_random_clip`) gets the same random CLIP back from the run's seed. `step`:
-    default the latest complete checkpoint.
+    The frozen CLIP is read from the run's `clip_checkpoint` (for a run with a random frozen CLIP,
+    `allow_random_clip`, the trainer saved it as `random_clip.msgpack` in the workdir).
     """
+    import jax
     import ml_collections
 
     from motion_clip_jax.convert.flax_file import load_clip
+    from motion_clip_jax.models import clip as clip_lib
     from motion_clip_jax.models import config as config_lib
-    from motion_clip_jax.models.video_clip import init_video_clip
+    from motion_clip_jax.models.video_clip import build_model, init_trainable
 
-    workdir = os.path.abspath(os.fspath(workdir))
-    if not os.path.isdir(workdir):
-        raise PredictError(f"workdir {workdir} does not exist")
-    info_path = os.path.join(workdir, "run_info.json")
-    if not os.path.isfile(info_path):
-        raise PredictError(
-            f"{info_path} not found: not a training workdir (the trainer writes it at start)"
-        )
-    with open(info_path) as f:
-        run_info = json.load(f)
-    missing = [k for k in ("model_config", "clip_checkpoint", "class_names", "crop_size", "seed")
-               if k not in run_info]  # fmt: skip
-    if missing:
-        raise PredictError(f"{info_path} lacks the fields {missing}")
-    steps = checkpoint_steps(workdir)
-    if not steps:
-        raise PredictError(f"workdir {workdir} has no checkpoint (no {workdir}/checkpoints/<step>)")
-    if step is None:
-        step = steps[-1]
-    elif step not in steps:
-        raise PredictError(f"workdir {workdir} has no checkpoint of step {step}; it has {steps}")
-
-    model_config = ml_collections.ConfigDict(run_info["model_config"])
+    info = run if isinstance(run, RunInfo) else read_run(run, step)
+    model_config = ml_collections.ConfigDict(info.model_config)
     config_lib.validate_model_config(model_config)
-    clip_path = run_info["clip_checkpoint"]
-    if clip_path:
-        clip_params = load_clip(clip_path)[1]["params"]
-        clip_source = clip_path
-    else:
-        clip_params = None
-        clip_source = f"random frozen CLIP re-drawn from the run's seed {run_info['seed']}"
-    # Same call as the trainer's, so a random frozen CLIP comes back bit for bit.
-    model, init_trainable, frozen = init_video_clip(
-        model_config, rng=int(run_info["seed"]), clip_params=clip_params
-    )
-    state_path = os.path.join(workdir, "checkpoints", str(step), "state")
+    if not info.clip_checkpoint:
+        raise PredictError(f"{info.workdir}/run_info.json names no frozen CLIP checkpoint")
+    clip_params = load_clip(info.clip_checkpoint)[1]["params"]
+    clip_cfg = config_lib.clip_config_of(model_config)
+    expected = jax.eval_shape(lambda: clip_lib.init_clip(clip_cfg, 0)[1]["params"])
+    _check_same_tree(clip_params, expected, f"frozen CLIP {info.clip_checkpoint}")
+    model, frozen = build_model(model_config), {"clip": clip_params}
+    clip_source = info.clip_checkpoint
+    state_path = os.path.join(info.workdir, "checkpoints", str(info.step), "state")
     trainable = _restore_trainable(state_path)
-    _check_same_tree(trainable, init_trainable, f"checkpoint {state_path}")
-    return TrainedRun(
-        model=model,
-        model_config=model_config,
-        trainable=trainable,
-        frozen=frozen,
-        class_names=list(run_info["class_names"]),
-        crop_size=int(run_info["crop_size"]),
-        step=step,
-        workdir=workdir,
-        clip_source=clip_source,
-    )
+    expected = jax.eval_shape(lambda: init_trainable(model, jax.random.PRNGKey(0)))
+    _check_same_tree(trainable, expected, f"checkpoint {state_path}")
+    return TrainedRun(info, model, model_config, trainable, frozen, clip_source)
 
 
 def jax_logits(run: TrainedRun, views: np.ndarray, labels: Sequence[str]) -> np.ndarray:
@@ -299,17 +322,19 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> Prediction:
-    if not os.path.isfile(args.video):  # before the (slow) model load
+    if not os.path.isfile(args.video):
         raise video_io.VideoError(f"Video file not found: {args.video}")
-    run = load_trained_run(args.workdir, args.step)
-    labels = resolve_labels(args.labels, run.class_names)
+    # Every input is checked, and the video decoded, before the (slow) model load.
+    info = read_run(args.workdir, args.step)
+    labels = resolve_labels(args.labels, info.class_names)
     views, indices = read_video(
-        args.video, run.model_config.num_frames, run.crop_size, args.multiview, args.seed
+        args.video, info.num_frames, info.crop_size, args.multiview, args.seed
     )
+    run = load_trained_run(info)
     probabilities = mean_softmax(jax_logits(run, views, labels))
     return Prediction(
         video=args.video,
-        model=f"{run.workdir} step {run.step}",
+        model=f"{info.workdir} step {info.step}",
         backend="jax",
         num_views=len(views),
         frame_indices=indices.tolist(),
@@ -319,10 +344,9 @@ def _predict(args: argparse.Namespace) -> Prediction:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from motion_clip_jax.convert.layout import CheckpointError
-
-    return run_cli(argv, "python -m motion_clip_jax.predict", _model_args, _predict, __doc__,
-                   (CheckpointError,))  # fmt: skip
+    description = __doc__.split("\n\nThis module")[0]
+    prog = "python -m motion_clip_jax.predict"
+    return run_cli(argv, prog, _model_args, _predict, description)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motion_clip_jax.tokenizer import CONTEXT_LENGTH, EOT_TOKEN, get_tokenizer, tokenize
+from motion_clip_jax.class_prompts import prepare_class_tokens
 
 FORMAT = "motion_clip_jax.torch.v1"
 
@@ -81,48 +80,7 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "quick_gelu": quick_gelu}
 # ----------------------------------------------------------------------------- class tokens
 
 
-def class_tokens(
-    class_names: Sequence[str],
-    ctx_init: str,
-    n_ctx: int,
-    text_context: str = "shortest",
-    context_length: int = CONTEXT_LENGTH,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Token rows of the K prompts "<ctx_init> <class>." -> ids (K, L) int32, eos (K,) int32.
-
-    The same rows as `models.prompts.prepare_class_tokens` (which imports Flax): slots 1..H hold
-    the phrase, one EOT per row; "shortest" cuts every row after the last EOT (exact: the text
-    tower is causal and read at EOT), "full" keeps `context_length` tokens.
-    """
-    if isinstance(class_names, str) or not len(class_names):
-        raise ValueError(f"class_names must be a non-empty sequence of str, got {class_names!r}")
-    for k, name in enumerate(class_names):
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"class_names[{k}] = {name!r} is not a non-empty string")
-    if text_context not in ("shortest", "full"):
-        raise ValueError(f"text_context={text_context!r}: must be 'shortest' or 'full'")
-    phrase = get_tokenizer().encode(ctx_init)
-    if len(phrase) != n_ctx:
-        raise ValueError(
-            f"n_ctx={n_ctx} does not match ctx_init={ctx_init!r} ({len(phrase)} tokens)"
-        )
-    try:
-        ids = tokenize([f"{ctx_init} {name}." for name in class_names], context_length)
-    except RuntimeError as e:
-        raise ValueError(f"A class prompt does not fit {context_length} tokens: {e}") from e
-    several = [class_names[k] for k in np.flatnonzero((ids == EOT_TOKEN).sum(axis=1) != 1)]
-    if several:
-        raise ValueError(f"class names {several[:5]} put more than one EOT token in the prompt")
-    misplaced = [class_names[k] for k in range(len(ids)) if list(ids[k, 1 : 1 + n_ctx]) != phrase]
-    if misplaced:
-        raise ValueError(
-            f"ctx_init={ctx_init!r} does not tokenize to the same {n_ctx} tokens in front of the "
-            f"class names {misplaced[:5]}"
-        )
-    eos = np.argmax(ids, axis=1).astype(np.int32)
-    if text_context == "shortest":
-        ids = ids[:, : int(eos.max()) + 1]
-    return np.ascontiguousarray(ids), eos
+class_tokens = prepare_class_tokens  # the JAX side's rows, from the Flax-free module
 
 
 # ----------------------------------------------------------------------------- CLIP (OpenAI layout)

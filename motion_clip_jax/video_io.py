@@ -41,8 +41,7 @@ class VideoError(ValueError):
 def centre_indices(num_frames: int, num_segments: int) -> np.ndarray:
     """Single-view indices (T,) int64: the centre frame floor((t + 1/2) N / T) of each segment."""
     if num_frames < 1 or num_segments < 1:
-        raise ValueError(f"need num_frames >= 1 and num_segments >= 1, got {num_frames}, "
-                         f"{num_segments}")  # fmt: skip
+        raise ValueError(f"need num_frames, num_segments >= 1, got {num_frames}, {num_segments}")
     t = np.arange(num_segments, dtype=np.int64)
     return (2 * t + 1) * num_frames // (2 * num_segments)
 
@@ -56,8 +55,7 @@ def random_indices(num_frames: int, offsets: np.ndarray) -> np.ndarray:
     """
     offsets = np.asarray(offsets, np.float64)
     if num_frames < 1 or offsets.ndim != 1 or np.any(offsets < 0) or np.any(offsets >= 1):
-        raise ValueError(f"need num_frames >= 1 and offsets in [0, 1), got {num_frames}, "
-                         f"{offsets!r}")  # fmt: skip
+        raise ValueError(f"need num_frames >= 1, offsets in [0, 1): got {num_frames}, {offsets!r}")
     num_segments = len(offsets)
     t = np.arange(num_segments, dtype=np.int64)
     if num_frames < num_segments:
@@ -89,7 +87,8 @@ def side_crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
     the long side (left / centre / right for landscape frames, top / centre / bottom portrait)."""
     side = min(height, width)
     extra_y, extra_x = height - side, width - side
-    return [(0, 0, side, side), (extra_y // 2, extra_x // 2, side, side), (extra_y, extra_x, side, side)]  # fmt: skip
+    starts = [(0, 0), (extra_y // 2, extra_x // 2), (extra_y, extra_x)]
+    return [(y, x, side, side) for y, x in starts]
 
 
 def _resize_weights(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
@@ -192,13 +191,12 @@ def read_sampled_frames(
     """
     path = os.fspath(path)
     guess = _frame_count_hint(path)
-    count, kept = 0, {}
     if guess > 0:
         indices = view_indices(guess, num_segments, multiview, seed)
         count, kept = _decode(path, set(indices.ravel().tolist()))
-    if count != guess:  # no guess, or a wrong one: sample from the true count
-        if not count:
-            count = _decode(path, set())[0]
+    else:
+        count = _decode(path, set())[0]  # no guess: count the frames first
+    if count != guess:  # sample from the true count
         indices = view_indices(count, num_segments, multiview, seed)
         count, kept = _decode(path, set(indices.ravel().tolist()))
     frames = np.stack([np.stack([kept[int(i)] for i in row]) for row in indices])

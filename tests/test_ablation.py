@@ -35,6 +35,11 @@ def fake_run(workdir, top1, pairs, multiview=None, seconds=None):
             json.dump({"seconds": seconds}, f)
 
 
+def write_metrics(workdir, rows):
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def test_mean_std_hand_numbers():
     assert ablation.mean_std([0.5, 0.75, 1.0]) == pytest.approx((0.75, 0.25, 3))
     # sample std of (0.2, 0.4): mean 0.3, squared deviations 0.01 + 0.01, / (n - 1) = 0.02
@@ -55,14 +60,24 @@ def test_aggregate_and_table_against_hand_numbers(tmp_path):
     fake_run(tmp_path / "s0", 0.50, [1.0, 0.9, 0.4, 1.0], multiview=0.55, seconds=10)
     fake_run(tmp_path / "s1", 0.60, [0.8, 1.0, 0.5, 1.0], multiview=0.65, seconds=20)
     fake_run(tmp_path / "s2", 0.70, [0.9, 0.8, 0.6, 1.0], multiview=0.75)
+    # The first train window holds the compile: steps/s = mean of the later ones (10, 12).
+    write_metrics(tmp_path / "s0", [{"kind": "train", "steps_per_second": 2.0},
+                                    {"kind": "train", "steps_per_second": 10.0},
+                                    {"kind": "eval/main/single_view", "top1": 0.5},
+                                    {"kind": "train", "steps_per_second": 12.0}])  # fmt: skip
     metrics = [ablation.run_metrics(str(tmp_path / f"s{i}")) for i in range(3)]
-    assert metrics[0]["pairs"] == {"left / right": 1.0, "up / down": 0.9,
-                                   "clockwise / anticlockwise": 0.4, "growing / shrinking": 1.0}  # fmt: skip
+    assert metrics[0]["pairs"] == {
+        "left / right": 1.0,
+        "up / down": 0.9,
+        "clockwise / anticlockwise": 0.4,
+        "growing / shrinking": 1.0,
+    }
     assert metrics[0]["hard_pairs"] == ["clockwise / anticlockwise"]
     assert metrics[0]["easy_mean"] == pytest.approx((1.0 + 0.9 + 1.0) / 3)
     assert metrics[0]["hard_mean"] == pytest.approx(0.4)
     assert metrics[0]["pair_mean"] == pytest.approx(0.825)
     assert metrics[0]["seconds"] == 10 and metrics[2]["seconds"] is None
+    assert metrics[0]["steps_per_second"] == 11.0 and metrics[1]["steps_per_second"] is None
 
     agg = ablation.aggregate(metrics)
     assert agg["top1"] == pytest.approx((0.6, 0.1, 3))
@@ -80,16 +95,39 @@ def test_aggregate_and_table_against_hand_numbers(tmp_path):
     assert hard == ["clockwise / anticlockwise"]
     table = ablation.summary_table([("mmb", agg)], easy, hard)
     header, _, row = table.splitlines()
-    assert header.split(" | ")[4:9] == ["left / right", "up / down", "growing / shrinking",
-                                        "mean (these pairs)", "clockwise / anticlockwise (hard)"]  # fmt: skip
+    assert header.split(" | ")[4:9] == [
+        "left / right",
+        "up / down",
+        "growing / shrinking",
+        "mean (these pairs)",
+        "clockwise / anticlockwise (hard)",
+    ]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == ["+ MMB", "3", "60.0 ± 10.0", "65.0 ± 10.0", "90.0 ± 10.0", "90.0 ± 10.0",
                      "100.0 ± 0.0", "93.3 ± 3.3", "50.0 ± 10.0", "82.5 ± 0.0"]  # fmt: skip
 
 
+def test_table_without_multiview_and_plan_order(tmp_path):
+    fake_run(tmp_path / "a", 0.25, [0.5, 0.5, 0.5, 0.5])
+    agg = ablation.aggregate([ablation.run_metrics(str(tmp_path / "a"))])
+    table = ablation.summary_table([("clip", agg)], ["left / right"], [])
+    assert "4x3" not in table
+    assert table.splitlines()[2].startswith(
+        "| CLIP (mean pooling, hand-crafted prompt) | 1 | 25.0 |"
+    )
+    # Rounds: every variant's i-th pretrained seed, then its i-th random seed, then round i + 1.
+    runs = ablation.plan_runs("r", ["clip", "full"], [0, 1, 2], [5])
+    assert [(r.backbone, r.variant, r.seed) for r in runs] == [
+        ("pretrained", "clip", 0), ("pretrained", "full", 0), ("random", "clip", 5),
+        ("random", "full", 5), ("pretrained", "clip", 1), ("pretrained", "full", 1),
+        ("pretrained", "clip", 2), ("pretrained", "full", 2),
+    ]  # fmt: skip
+    assert runs[2].workdir == os.path.join("r", "random", "clip", "seed5")
+
+
 def test_overrides_and_run_config_name_fields():
-    assert ablation.parse_overrides(["train.num_steps=3", "data.dataset_dir=/x/y", "a.b=False"]) == {
-        "train.num_steps": 3, "data.dataset_dir": "/x/y", "a.b": False}  # fmt: skip
+    parsed = ablation.parse_overrides(["train.num_steps=3", "data.dataset_dir=/x/y", "a.b=False"])
+    assert parsed == {"train.num_steps": 3, "data.dataset_dir": "/x/y", "a.b": False}
     with pytest.raises(ValueError, match="field=value"):
         ablation.parse_overrides(["train.num_steps"])
     get_config = ablation.load_config_module(str(REPO_ROOT / "configs" / "demo.py"))
@@ -97,8 +135,13 @@ def test_overrides_and_run_config_name_fields():
         ablation.apply_overrides(get_config("full"), {"train.bogus": 1})
     # Every pretrained run freezes the same backbone, whatever its seed; random runs freeze none.
     configs = [
-        ablation.run_config(get_config, ablation.Run("mmb", backbone, seed, "w"), "clip.msgpack",
-                            5, {"train.log_every_steps": 7})  # fmt: skip
+        ablation.run_config(
+            get_config,
+            ablation.Run("mmb", backbone, seed, "w"),
+            "clip.msgpack",
+            5,
+            {"train.log_every_steps": 7},
+        )  # fmt: skip
         for backbone in ("pretrained", "random")
         for seed in (0, 2)
     ]
@@ -109,6 +152,7 @@ def test_overrides_and_run_config_name_fields():
     assert [c.allow_random_clip for c in configs] == [False, False, True, True]
 
 
+@pytest.mark.slow
 def test_driver_tiny_end_to_end(tmp_path):
     """Two variants, one seed, a few steps on a tiny dataset: the real trainer, then the docs."""
     from motion_clip_jax.convert.flax_file import save_clip
@@ -119,7 +163,7 @@ def test_driver_tiny_end_to_end(tmp_path):
     save_clip(backbone, clip_cfg, init_clip(clip_cfg, 0)[1]["params"])
     root, docs = tmp_path / "runs", tmp_path / "docs"
     argv = [
-        "--variants", "clip,mmb", "--seeds", "0", "--random_seeds", "1",
+        "--variants", "clip,baseline", "--seeds", "0", "--random_seeds", "1",
         "--root", str(root), "--docs", str(docs), "--clip_checkpoint", backbone,
         "--set", f"data.dataset_dir={tmp_path / 'data' / 'synthetic_motion'}",
         "--set", "data.synthetic_num_train=32", "--set", "data.synthetic_num_test=16",
@@ -131,7 +175,7 @@ def test_driver_tiny_end_to_end(tmp_path):
     assert ablation.main(argv) == 0
 
     runs = {(b, v): root / b / v / ("seed0" if b == "pretrained" else "seed1")
-            for b in ("pretrained", "random") for v in ("clip", "mmb")}  # fmt: skip
+            for b in ("pretrained", "random") for v in ("clip", "baseline")}  # fmt: skip
     for (backbone_kind, _), workdir in runs.items():
         info = json.loads((workdir / "run_info.json").read_text())
         assert info["seed"] == (0 if backbone_kind == "pretrained" else 1)
@@ -142,16 +186,21 @@ def test_driver_tiny_end_to_end(tmp_path):
     pretrained, random_part = text.split("## Random-weight")[0], text.split("## Random-weight")[1]
     random_part = random_part.split("## Every run")[0]
     for section in (pretrained, random_part):
-        rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
-        assert [r.split(" | ")[0] for r in rows] == ["| variant", "| CLIP (mean pooling, "
-                                                     "hand-crafted prompt)", "| + MMB"]  # fmt: skip
-    # The table's numbers are the runs' own: top-1 of pretrained mmb, one seed.
-    top1 = json.loads((runs["pretrained", "mmb"] / "eval_results.json").read_text())
+        rows = [
+            line for line in section.splitlines() if line.startswith("| ") and "---" not in line
+        ]
+        assert [r.split(" | ")[0] for r in rows] == [
+            "| variant",
+            "| CLIP (mean pooling, hand-crafted prompt)",
+            "| Baseline (spatial transformer)",
+        ]
+    # The table's numbers are the runs' own: top-1 of pretrained baseline, one seed.
+    top1 = json.loads((runs["pretrained", "baseline"] / "eval_results.json").read_text())
     top1 = top1["main/single_view"]["top1"]
-    mmb_row = next(r for r in pretrained.splitlines() if r.startswith("| + MMB"))
-    assert mmb_row.split(" | ")[2] == f"{100 * top1:.1f}"
+    row = next(r for r in pretrained.splitlines() if r.startswith("| Baseline ("))
+    assert row.split(" | ")[2] == f"{100 * top1:.1f}"
     every = text.split("## Every run")[1]
-    assert len(re.findall(r"^\| (pretrained|random) \| (clip|mmb) \|", every, re.M)) == 4
+    assert len(re.findall(r"^\| (pretrained|random) \| (clip|baseline) \|", every, re.M)) == 4
     assert ablation.NOTES_MARKER in text
 
     import matplotlib.image
@@ -161,8 +210,8 @@ def test_driver_tiny_end_to_end(tmp_path):
 
     # Notes under the marker survive a rerun; finished runs are skipped, not retrained.
     (docs / "results.md").write_text(text + "\nhand-written notes\n")
-    mtime = os.path.getmtime(runs["pretrained", "mmb"] / "eval_results.json")
+    mtime = os.path.getmtime(runs["pretrained", "baseline"] / "eval_results.json")
     assert ablation.main(argv) == 0
-    assert os.path.getmtime(runs["pretrained", "mmb"] / "eval_results.json") == mtime
+    assert os.path.getmtime(runs["pretrained", "baseline"] / "eval_results.json") == mtime
     again = (docs / "results.md").read_text()
     assert again.endswith("\nhand-written notes\n") and again.count(ablation.NOTES_MARKER) == 1

@@ -1,7 +1,7 @@
 """Export to PyTorch: round trip, and PyTorch logits = JAX logits for every variant.
 
-The JAX side builds each model (tiny random CLIP, perturbed trainable params), exports it with the
-function the CLI uses and computes its logits; ONE subprocess that never imports JAX (asserted)
+The JAX side builds each model (tiny CLIP, random params), exports it with the function the CLI
+uses and computes its logits; ONE subprocess that never imports JAX (asserted)
 loads every export with `torch_model.load_exported` and computes its logits, and also checks the
 exported CLIP against OpenAI's own `clip/model.py`.
 """
@@ -21,7 +21,11 @@ import torch
 from motion_clip_jax import export_torch, torch_model
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models.clip import init_clip
-from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip
+from motion_clip_jax.models.video_clip import (
+    build_model,
+    class_tokens_for,
+    init_trainable,
+)
 
 from .conftest import REPO_ROOT
 
@@ -29,7 +33,9 @@ TINY = dict(clip_model="tiny", num_frames=4, motion_step=2, mmb_heads=4, mcb_qkv
             mcb_heads=4, adapter_reduction=4)  # fmt: skip
 # Names of different token lengths, so the shortest context is shorter than some rows.
 CLASS_NAMES = ["brush hair", "ride a bike down a very steep hill", "x", "pour", "sword exercise"]
-MAX_RELATIVE_ERROR = 1e-4
+# The issue asks for < 1e-4; float32 gives ~1e-6 here, and 2e-5 still catches subtle slips
+# (tanh-approximated GELU in the MMB blocks: up to 1.6e-4, 4.6e-5 in the MCB variants).
+MAX_RELATIVE_ERROR = 2e-5
 
 
 def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
@@ -67,16 +73,25 @@ def _with_context(config, text_context: str):
     return config
 
 
-def _perturbed(trainable: dict, seed: int) -> dict:
-    """Trainable params moved well away from their init (LayerNorm scales off 1, biases off 0,
-    projections larger), so every module changes the logits."""
-    leaves, treedef = jax.tree_util.tree_flatten(trainable)
+def _random_tree(shapes, seed: int):
+    """Random float32 params for a tree of shapes: N(0, 0.05^2), LayerNorm scales 1 + that.
+
+    Not an init: values away from any init (no zero biases, no unit scales, no zero-start
+    layers), so every module moves the logits."""
     rng = np.random.default_rng(seed)
-    moved = [
-        np.asarray(x, np.float32) + rng.normal(0, 0.05 + np.std(x), np.shape(x)).astype(np.float32)
-        for x in leaves
-    ]
-    return jax.tree_util.tree_unflatten(treedef, moved)
+
+    def leaf(path, shape):
+        x = rng.normal(0, 0.05, shape.shape).astype(np.float32)
+        return 1 + x if jax.tree_util.keystr(path).endswith("['scale']") else x
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes)
+
+
+def _random_model(config, clip_params, seed: int):
+    """(module, trainable, frozen) with random trainable params, traced only (no init run)."""
+    model = build_model(config)
+    shapes = jax.eval_shape(lambda: init_trainable(model, jax.random.PRNGKey(0)))
+    return model, _random_tree(shapes, seed), {"clip": clip_params}
 
 
 TORCH_SIDE = r"""
@@ -130,8 +145,10 @@ json.dump(results, open(manifest["results"], "w"))
 
 @pytest.fixture(scope="module")
 def clip_params():
-    """One random tiny frozen CLIP for every model here (drawing it is init's slow part)."""
-    return init_clip(config_lib.clip_config_of(_models()["full"]), 0)[1]["params"]
+    """One random tiny frozen CLIP for every model here."""
+    config = _models()["full"]
+    shapes = jax.eval_shape(lambda: init_clip(config_lib.clip_config_of(config), 0)[1]["params"])
+    return _random_tree(shapes, seed=1000)
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +158,7 @@ def parity(tmp_path_factory, clip_params):
     manifest = {"cases": {}, "results": str(root / "results.json")}
     rng = np.random.default_rng(0)
     models = _models()
-    built = {}
-    for i, (name, config) in enumerate(models.items()):
-        model, trainable, frozen = init_video_clip(config, rng=i, clip_params=clip_params)
-        built[name] = model, _perturbed(trainable, seed=i), frozen
+    built = {name: _random_model(c, clip_params, i) for i, (name, c) in enumerate(models.items())}
     jax_logits = {}
     for name, (model_name, text_context) in _cases().items():
         model, trainable, frozen = built[model_name]
@@ -200,7 +214,7 @@ def test_exported_clip_is_openai_layout(parity):
 def test_round_trip_keeps_every_weight_and_field(tmp_path, clip_params):
     root = tmp_path
     config = _models()["full"]
-    _, trainable, frozen = init_video_clip(config, rng=5, clip_params=clip_params)
+    _, trainable, frozen = _random_model(config, clip_params, seed=5)
     payload = export_torch.export_payload(
         config, trainable, frozen, CLASS_NAMES, 32, source={"step": 7}
     )
@@ -249,7 +263,7 @@ def test_load_exported_errors_name_the_file(tmp_path, clip_params):
         torch_model.load_exported(wrong)
 
     config = config_lib.model_config("baseline", **TINY)
-    _, trainable, frozen = init_video_clip(config, rng=0, clip_params=clip_params)
+    _, trainable, frozen = _random_model(config, clip_params, seed=0)
     payload = export_torch.export_payload(config, trainable, frozen, CLASS_NAMES, 32)
     broken = {**payload, "head": dict(payload["head"])}
     broken["head"]["mmb.temporal_embedding"] = torch.zeros(3, 64)

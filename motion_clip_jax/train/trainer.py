@@ -19,7 +19,8 @@ import numpy as np
 from absl import logging
 from clu import periodic_actions
 
-from motion_clip_jax.convert.flax_file import load_clip
+from motion_clip_jax.convert.flax_file import load_clip, save_clip
+from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
@@ -124,6 +125,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     model, trainable, frozen = init_video_clip(
         model_config, rng=config.seed, clip_params=clip_params
     )
+    if clip_params is None and jax.process_index() == 0:
+        # Keep the random frozen CLIP with the run, so export / predict load exactly these weights.
+        clip_path = os.path.join(workdir, "random_clip.msgpack")
+        save_clip(clip_path, config_lib.clip_config_of(model_config), frozen["clip"])
     log("Trainable parameters:\n" + params_lib.overview(trainable))
     log(f"Frozen CLIP parameters: {params_lib.count_params(frozen):,}")
     class_tokens, eos = class_tokens_for(model_config, class_names)
