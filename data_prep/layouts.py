@@ -151,19 +151,31 @@ def hmdb51_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
                 else:
                     items.append(VideoItem(video_id, path, label_of[raw_class], split))
         plans.append(
-            DatasetPlan(
-                name=f"hmdb51_split{split_id}",
-                layout="hmdb51",
-                class_names=readable,
-                raw_class_names=raw_names,
-                items=items,
-                skipped=skipped,
-                source={
-                    "videos_dir": os.path.abspath(videos_dir),
-                    "split_files": [os.path.abspath(f) for f in files],
-                },
+            _official_split_plan(
+                "hmdb51", split_id, readable, raw_names, items, skipped, videos_dir, files
             )
         )
+    return _with_unlisted(plans, resolver, listed)
+
+
+def _official_split_plan(layout, split_id, readable, raw_names, items, skipped, videos_dir, files):
+    """The DatasetPlan of one official split (HMDB-51 / UCF-101: one dataset per split)."""
+    return DatasetPlan(
+        name=f"{layout}_split{split_id}",
+        layout=layout,
+        class_names=readable,
+        raw_class_names=raw_names,
+        items=items,
+        skipped=skipped,
+        source={
+            "videos_dir": os.path.abspath(videos_dir),
+            "split_files": [os.path.abspath(f) for f in files],
+        },
+    )
+
+
+def _with_unlisted(plans: list, resolver: _PathResolver, listed: set[str]) -> list:
+    """Every plan records how many videos on disk no split file lists."""
     unlisted = _count_unlisted(resolver, listed)
     for plan in plans:
         plan.unlisted_videos = unlisted
@@ -252,23 +264,11 @@ def ucf101_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
                 else:
                     items.append(VideoItem(video_id, path, label, split))
         plans.append(
-            DatasetPlan(
-                name=f"ucf101_split{split_id}",
-                layout="ucf101",
-                class_names=readable,
-                raw_class_names=raw_names,
-                items=items,
-                skipped=skipped,
-                source={
-                    "videos_dir": os.path.abspath(videos_dir),
-                    "split_files": [os.path.abspath(f) for f in files],
-                },
+            _official_split_plan(
+                "ucf101", split_id, readable, raw_names, items, skipped, videos_dir, files
             )
         )
-    unlisted = _count_unlisted(resolver, listed)
-    for plan in plans:
-        plan.unlisted_videos = unlisted
-    return plans
+    return _with_unlisted(plans, resolver, listed)
 
 
 def kinetics400_plan(videos_dir: str, annotation_files: Sequence[str]) -> DatasetPlan:
