@@ -28,7 +28,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from motion_clip_jax.data.classnames import load_classnames  # noqa: E402
+from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
+from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
 from motion_clip_jax.models import config as config_lib  # noqa: E402
 from motion_clip_jax.models import params as params_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
@@ -88,7 +89,7 @@ def main() -> None:
     config = config_lib.model_config("full", num_frames=t, motion_step=min(4, t - 1))
     model, trainable, frozen = video_lib.init_video_clip(config, 0)
     params = params_lib.merge_params(trainable, frozen)
-    ids, eos = video_lib.class_tokens_for(config, names)
+    ids, eos = class_prompt_tokens(config, names)
     video = np.random.default_rng(0).standard_normal((b, t, 224, 224, 3), dtype=np.float32)
 
     # --- Ours: JAX, jitted ---

@@ -110,17 +110,16 @@ def measure(
 ) -> dict:
     from motion_clip_jax.data import pipeline
 
-    iterator = pipeline.make_train_iterator(
-        data_dir,
-        "train",
+    options = pipeline.PipelineOptions(
         num_frames=8,
         crop_size=224,
         batch_size=batch_size,
         seed=0,
-        process_index=0,
-        process_count=1,
         num_threads=num_threads,
         uint8=uint8,
+    )
+    iterator = pipeline.make_train_iterator(
+        data_dir, "train", options, process_index=0, process_count=1
     )
     batch = next(iterator)  # warm-up: graph building, first reads
     assert batch["video"].shape == (batch_size, 8, 224, 224, 3), batch["video"].shape

@@ -22,12 +22,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from motion_clip_jax.data.classnames import load_classnames  # noqa: E402
+from motion_clip_jax.core import model_spec  # noqa: E402
+from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
+from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
 from motion_clip_jax.models import config as config_lib  # noqa: E402
 from motion_clip_jax.models import cost  # noqa: E402
 from motion_clip_jax.models import params as params_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
-from motion_clip_jax.models.prompts import prepare_class_tokens  # noqa: E402
 
 VideoCLIP = video_lib.VideoCLIP
 
@@ -50,7 +51,7 @@ def compile_and_time(fn, args, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variant", default="full", choices=sorted(config_lib.VARIANTS))
+    parser.add_argument("--variant", default="full", choices=sorted(model_spec.VARIANTS))
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dataset", default="hmdb51")
@@ -95,7 +96,8 @@ def main() -> None:
     motion = jax.random.normal(jax.random.PRNGKey(2), (b, frames.shape[-1]))
     results = {}
     for context in ("shortest", "full"):
-        ids, eos = prepare_class_tokens(class_names, config.ctx_init, config.n_ctx, context)
+        fields = {**config.to_dict(), "text_context": context}
+        ids, eos = class_prompt_tokens(fields, class_names)
         length = ids.shape[1]
         results[context, "step"] = compile_and_time(
             lambda tr, fz, fr, i, e, y: step(model, tr, fz, fr, i, e, y),
@@ -131,9 +133,8 @@ def main() -> None:
             f"text side: FLOPs full/shortest = {text_f['flops'] / text_s['flops']:.2f}x, "
             f"time full/shortest = {text_f['run_s'] / text_s['run_s']:.2f}x"
         )
-    extra = cost.extra_flops(
-        config, k, int(prepare_class_tokens(class_names, config.ctx_init, config.n_ctx)[0].shape[1])
-    )
+    shortest = {**config.to_dict(), "text_context": "shortest"}
+    extra = cost.extra_flops(config, k, int(class_prompt_tokens(shortest, class_names)[0].shape[1]))
     print(
         "extra_flops per video (forward): "
         + ", ".join(

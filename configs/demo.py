@@ -8,6 +8,8 @@ frozen CLIP of that world, trains the full model, evaluates, and prints a result
   python -m motion_clip_jax.main --config=configs/demo.py:baseline --workdir=workdirs/demo_baseline
 """
 
+import ml_collections
+
 from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
 
@@ -15,7 +17,11 @@ from motion_clip_jax.train.config import base_config
 def get_config(variant: str = "full"):
     c = base_config()
     c.seed = 0
-    c.tiny_clip_cache_dir = "data/tiny_clip"  # pretrained once (~2 min), then reused
+    # The frozen CLIP: the synthetic world's tiny CLIP, pretrained once (~2 min), then reused.
+    c.clip_source = "synthetic_tiny_clip"
+    c.clip_source_settings = ml_collections.ConfigDict(
+        dict(cache_dir="data/tiny_clip", pretrain_steps=-1)  # pretrain_steps > 0: fewer (tests)
+    )
     c.model = model_config(
         variant,
         clip_model="tiny",  # 32 px, patch 8, width 64, embed D = 64
@@ -31,7 +37,8 @@ def get_config(variant: str = "full"):
         label_smoothing=0.1,
     )
     c.data.dataset_dir = "data/synthetic_motion"
-    c.data.synthetic_if_missing = True
+    c.data.source = "synthetic_motion"  # written into dataset_dir when missing
+    c.data.source_settings = ml_collections.ConfigDict(dict(num_train=800, num_test=400, seed=0))
     c.data.crop_size = 32
     c.data.flip = False  # a flip turns "moving left" into "moving right"
 

@@ -25,7 +25,7 @@ _LAYOUT_HELP = {
     "ucf101": "UCF-101: <videos_dir>/<Class>/v_*.avi and <splits_dir>/{classInd,trainlist0N,testlist0N}.txt",
     "kinetics400": "Kinetics-400: CSV annotations and clips <youtube_id>_<start:06d>_<end:06d>.mp4",
     "folder": "your own videos: <videos_dir>/<class>/<video> or <videos_dir>/<split>/<class>/<video>",
-    "synthetic": "the synthetic motion dataset (motion_clip_jax.data.synthetic)",
+    "synthetic": "the synthetic motion dataset (motion_clip_jax.synthetic.world)",
 }
 
 
@@ -66,7 +66,6 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
         help="decoding processes [number of CPUs]",
     )
     group.add_argument("--no_progress", action="store_true", help="no progress bar")
-    group.add_argument("--debug_sleep_per_video", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.layout == "synthetic":
         from motion_clip_jax.data import manifest as manifest_lib
-        from motion_clip_jax.data import synthetic
+        from motion_clip_jax.synthetic import world
 
-        dataset_dir = synthetic.write_synthetic_dataset(
+        dataset_dir = world.write_synthetic_dataset(
             args.out_dir,
             num_train=args.num_train,
             num_test=args.num_test,
@@ -176,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         shard_size=args.shard_size,
         workers=args.workers,
         progress=not args.no_progress,
-        debug_sleep_per_video=args.debug_sleep_per_video,
     )
     for plan in _plans(args):
         manifest = job.build_dataset(plan, args.out_dir, options)

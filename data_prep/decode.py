@@ -12,13 +12,10 @@ import dataclasses
 import io
 import math
 
-import av
 import numpy as np
 from PIL import Image
 
-
-class VideoError(Exception):
-    """A video that cannot be stored; the message is the reason recorded in the manifest."""
+from motion_clip_jax.data.video_file import VideoError, decoded_frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,40 +59,30 @@ def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 
 def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
-    """Decodes the first video stream of `path`; raises VideoError(reason) if nothing is usable."""
-    try:
-        container = av.open(path)
-    except Exception as error:  # PyAV raises many FFmpeg error types; all mean "unreadable"
-        raise VideoError(f"unreadable: {type(error).__name__}: {error}") from None
-    with container:
-        if not container.streams.video:
-            raise VideoError("unreadable: no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        source_fps = float(rate) if rate else 0.0
-        frames_jpeg, note, last_bucket = [], "", -1
-        size = source_size = None
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                if options.fps_cap > 0:
-                    seconds = frame.time if frame.time is not None else index / (source_fps or 1)
-                    bucket = math.floor(seconds * options.fps_cap + 1e-6)
-                    if bucket <= last_bucket:
-                        continue
-                    last_bucket = bucket
-                if size is None:
-                    source_size = (frame.width, frame.height)
-                    size = output_size(frame.width, frame.height, options.short_side)
-                rgb = frame.to_ndarray(
-                    width=size[0], height=size[1], format="rgb24", interpolation="AREA"
-                )
-                frames_jpeg.append(_encode_jpeg(rgb, options.jpeg_quality))
-        except Exception as error:
-            if not frames_jpeg:
-                raise VideoError(f"unreadable: {type(error).__name__}: {error}") from None
-            note = f"decoding stopped after {len(frames_jpeg)} frames: {type(error).__name__}"
-    if not frames_jpeg:
-        raise VideoError("zero frames")
+    """Decodes the first video stream of `path`; raises VideoError (its `.reason` is what the
+    manifest records) if nothing is usable."""
+    frames = decoded_frames(path)
+    frames_jpeg, last_bucket, source_fps = [], -1, 0.0
+    size = source_size = None
+    for index, frame in enumerate(frames):
+        if size is None:
+            rate = frames.stream.average_rate or frames.stream.guessed_rate
+            rate = rate or frames.stream.base_rate
+            source_fps = float(rate) if rate else 0.0
+        if options.fps_cap > 0:
+            seconds = frame.time if frame.time is not None else index / (source_fps or 1)
+            bucket = math.floor(seconds * options.fps_cap + 1e-6)
+            if bucket <= last_bucket:
+                continue
+            last_bucket = bucket
+        if size is None:
+            source_size = (frame.width, frame.height)
+            size = output_size(frame.width, frame.height, options.short_side)
+        rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+        frames_jpeg.append(_encode_jpeg(rgb, options.jpeg_quality))
+    note = ""
+    if frames.stopped_early:
+        note = f"decoding stopped after {len(frames_jpeg)} frames: {frames.stopped_early}"
     decoded_count = len(frames_jpeg)
     keep = evenly_spaced(decoded_count, options.max_frames)
     frames_jpeg = [frames_jpeg[i] for i in keep]
@@ -122,6 +109,6 @@ def decode_task(args: tuple[str, DecodeOptions]) -> tuple[bool, DecodedVideo | s
     try:
         return True, decode_video(path, options)
     except VideoError as error:
-        return False, str(error)
+        return False, error.reason
     except Exception as error:  # anything else in one video's decoding is that video's problem
         return False, f"unreadable: {type(error).__name__}: {error}"

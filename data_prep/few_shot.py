@@ -4,7 +4,7 @@
       [--shots 2,4,8,16] [--seeds 0-9] [--split train]
 
 Files: <out_dir>/<dataset>_<k>shot_seed<s>.txt, lines `video_id<TAB>label`. Train on one with
-make_train_iterator(..., video_ids=[v for v, _ in fewshot.read_video_list(path)]).
+make_train_iterator(..., video_ids=[v for v, _ in few_shot.read_video_list(path)]).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="train", help="split to draw from [train]")
     args = parser.parse_args(argv)
 
-    from motion_clip_jax.data import fewshot, source
+    from motion_clip_jax.data import few_shot, source
 
     dataset_dir = source.resolve_dataset_dir(args.data_dir)
     dataset = os.path.basename(os.path.dirname(dataset_dir))
     rows = source.read_split_index(dataset_dir, args.split)
-    paths = fewshot.write_draws(
+    paths = few_shot.write_draws(
         args.out_dir,
         rows,
         dataset=dataset,

@@ -34,7 +34,6 @@ class JobOptions:
     shard_size: int = 64
     workers: int = 1
     progress: bool = True
-    debug_sleep_per_video: float = 0.0  # tests: slows the job so it can be killed mid-way
 
 
 @dataclasses.dataclass
@@ -159,8 +158,6 @@ def build_dataset(plan: layouts.DatasetPlan, out_dir: str, options: JobOptions) 
             serialized, rows, skipped, partial, decoded_frames = [], [], [], [], 0
             for item in shard.items:
                 ok, value = next(results)
-                if options.debug_sleep_per_video:
-                    time.sleep(options.debug_sleep_per_video)
                 if bar is not None:
                     bar.update(1)
                 if not ok:

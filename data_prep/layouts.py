@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Sequence
 
-from motion_clip_jax.data import classnames
+from motion_clip_jax.core import classnames
 
 VIDEO_EXTENSIONS = (
     ".avi",

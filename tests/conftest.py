@@ -56,3 +56,25 @@ def restore_train_state(workdir, step: int):
     state = checkpointer.restore(path, target)
     flat = jax.tree_util.tree_flatten_with_path(state)[0]
     return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def load_config_file(path, *args):
+    """`get_config(*args)` of a config file (a path relative to the repo root, or absolute)."""
+    path = REPO_ROOT / path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*args)
+
+
+def tiny_config(dataset_dir: str):
+    """The seconds-scale engine config (tests/configs/tiny_synthetic.py) on `dataset_dir`: tiny
+    random CLIP, 4-frame 32 px synthetic clips, written there by its data source when missing."""
+    return load_config_file("tests/configs/tiny_synthetic.py", dataset_dir)
+
+
+def random_tiny_clip(image_resolution: int = 32, seed: int = 0):
+    """(CLIP module, variables) of the tiny preset with random weights."""
+    from motion_clip_jax.models.clip import clip_config, init_clip
+
+    return init_clip(clip_config("tiny", image_resolution=image_resolution), seed)

@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from motion_clip_jax.experiments import ablation
+from motion_clip_jax.synthetic import ablation
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, random_tiny_clip
 
 NAMES = ["moving left", "moving right", "moving up", "moving down", "rotating clockwise",
          "rotating anticlockwise", "growing", "shrinking"]  # fmt: skip
@@ -147,7 +147,7 @@ def test_overrides_and_run_config_name_fields():
     ]
     for c, seed in zip(configs, (0, 2, 0, 2)):
         assert c.seed == seed and c.train.num_epochs == 5 and c.train.log_every_steps == 7
-        assert c.tiny_clip_cache_dir == "" and c.model.variant == "mmb"
+        assert c.clip_source == "" and c.model.variant == "mmb"
     assert [c.clip_checkpoint for c in configs] == ["clip.msgpack"] * 2 + [""] * 2
     assert [c.allow_random_clip for c in configs] == [False, False, True, True]
 
@@ -156,17 +156,17 @@ def test_overrides_and_run_config_name_fields():
 def test_driver_tiny_end_to_end(tmp_path):
     """Two variants, one seed, a few steps on a tiny dataset: the real trainer, then the docs."""
     from motion_clip_jax.convert.flax_file import save_clip
-    from motion_clip_jax.models.clip import clip_config, init_clip
 
     backbone = str(tmp_path / "clip.msgpack")
-    clip_cfg = clip_config("tiny", image_resolution=32)
-    save_clip(backbone, clip_cfg, init_clip(clip_cfg, 0)[1]["params"])
+    module, variables = random_tiny_clip()
+    save_clip(backbone, module.config, variables["params"])
     root, docs = tmp_path / "runs", tmp_path / "docs"
     argv = [
         "--variants", "clip,baseline", "--seeds", "0", "--random_seeds", "1",
         "--root", str(root), "--docs", str(docs), "--clip_checkpoint", backbone,
         "--set", f"data.dataset_dir={tmp_path / 'data' / 'synthetic_motion'}",
-        "--set", "data.synthetic_num_train=32", "--set", "data.synthetic_num_test=16",
+        "--set", "data.source_settings.num_train=32",
+        "--set", "data.source_settings.num_test=16",
         "--set", "model.num_frames=4", "--set", "model.motion_step=2",
         "--set", "train.batch_size=16", "--set", "train.num_steps=2",
         "--set", "eval.batch_size=16", "--set", "eval.multiview=False",

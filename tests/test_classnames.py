@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from motion_clip_jax.data import classnames as cn
+from motion_clip_jax.core import classnames as cn
 
 COUNTS = {"hmdb51": 51, "ucf101": 101, "kinetics400": 400}
 
@@ -147,7 +147,7 @@ def test_read_label_file_missing(tmp_path):
 
 def test_import_pulls_in_no_jax_tensorflow():
     code = (
-        "import sys; from motion_clip_jax.data import classnames as c; c.load_classnames('ucf101');"
+        "import sys; from motion_clip_jax.core import classnames as c; c.load_classnames('ucf101');"
         " print(','.join(m for m in ('jax', 'flax', 'torch', 'tensorflow') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -230,7 +230,7 @@ def test_vit_b16_one_real_frame(openai_model):
 
 
 def test_short_context_gives_the_same_text_features():
-    """The exact shortcut (DESIGN §2): a causal tower read at EOS ignores every later token."""
+    """The exact shortcut (docs/model.md, "Exact shortcuts"): a causal tower read at EOS ignores every later token."""
     module, variables = init_clip(clip_config("tiny"), rng=0)
     _, ids = random_inputs(32)
     ids = jnp.asarray(ids.numpy()[:3], jnp.int32)  # EOS at 1, 6, 30

@@ -7,17 +7,20 @@ sampled, and those are checked against the sampling rules and the per-epoch orde
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from motion_clip_jax.data import device, pipeline, records, sampling, shuffle, source
+from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.data import pipeline, records, sampling, shuffle, source
 
 CLASSES = ["a", "b", "c", "d"]
 NUM_TRAIN, NUM_TEST = 26, 10
@@ -76,7 +79,7 @@ def probe(tmp_path_factory):
 
 def decode_ids(video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CLIP-normalised (..., T, H, W, 3) flat clips -> record ids (...) and frame indices (..., T)."""
-    rgb = (video * np.array(device.CLIP_STD) + np.array(device.CLIP_MEAN)) * 255
+    rgb = (video * np.array(video_spec.CLIP_STD) + np.array(video_spec.CLIP_MEAN)) * 255
     means = rgb.mean(axis=(-3, -2))  # (..., T, 3)
     assert np.all(rgb.std(axis=(-3, -2)) < 3)  # flat frames stay flat
     records_per_frame = np.rint(means[..., 0] / 8).astype(int)
@@ -88,10 +91,21 @@ def take(iterator, n: int) -> list[dict]:
     return [next(iterator) for _ in range(n)]
 
 
+OPTION_NAMES = {f.name for f in dataclasses.fields(pipeline.PipelineOptions)}
+
+
+def _split_kwargs(defaults: dict, kwargs: dict) -> tuple[pipeline.PipelineOptions, dict]:
+    """Test shorthand: PipelineOptions fields and the iterator's own keyword arguments, mixed."""
+    merged = {**defaults, **kwargs}
+    options = {k: v for k, v in merged.items() if k in OPTION_NAMES}
+    rest = {k: v for k, v in merged.items() if k not in OPTION_NAMES}
+    return pipeline.PipelineOptions(**options), {"process_index": 0, "process_count": 1, **rest}
+
+
 def train_iterator(data_dir, split="train", **kwargs):
-    defaults = dict(num_frames=T, crop_size=CROP, batch_size=4, seed=3, process_index=0,
-                    process_count=1)  # fmt: skip
-    return pipeline.make_train_iterator(data_dir, split, **{**defaults, **kwargs})
+    defaults = dict(num_frames=T, crop_size=CROP, batch_size=4, seed=3)
+    options, rest = _split_kwargs(defaults, kwargs)
+    return pipeline.make_train_iterator(data_dir, split, options, **rest)
 
 
 def test_train_batches_visit_every_record_once_per_epoch(probe):
@@ -119,7 +133,7 @@ def test_train_batches_visit_every_record_once_per_epoch(probe):
         )
         time_seed = tf.random.experimental.stateless_split(seed, 3)[0]
         offsets = sampling.random_offsets_tf(T, time_seed).numpy()
-        np.testing.assert_array_equal(frames[q], sampling.random_indices(n, offsets))
+        np.testing.assert_array_equal(frames[q], video_spec.random_indices(n, offsets))
 
 
 def test_resume_is_bitwise_exact_across_epoch_ends(probe):
@@ -146,13 +160,13 @@ def test_uint8_output_matches_normalised_output(probe):
     floats = next(train_iterator(probe))["video"]
     raw = next(train_iterator(probe, uint8=True))["video"]
     assert raw.dtype == np.uint8
-    np.testing.assert_allclose(np.asarray(device.normalize(raw)), floats, atol=0.01)
+    np.testing.assert_allclose(np.asarray(video_spec.normalize(raw, jnp)), floats, atol=0.01)
 
 
 def _red_ramp(batches) -> np.ndarray:
     """Red of the first and last output column per clip: (clips, 2), frames averaged."""
     video = np.concatenate([b["video"] for b in batches])
-    red = (video[..., 0] * device.CLIP_STD[0] + device.CLIP_MEAN[0]) * 255
+    red = (video[..., 0] * video_spec.CLIP_STD[0] + video_spec.CLIP_MEAN[0]) * 255
     return np.stack([red[:, :, :, 0].mean(axis=(1, 2)), red[:, :, :, -1].mean(axis=(1, 2))], -1)
 
 
@@ -222,8 +236,8 @@ def test_split_slicing(probe):
 
 
 def _eval(data_dir, **kwargs):
-    defaults = dict(num_frames=T, crop_size=CROP, batch_size=4, process_index=0, process_count=1)
-    return pipeline.make_eval_iterator(data_dir, "test", **{**defaults, **kwargs})
+    options, rest = _split_kwargs(dict(num_frames=T, crop_size=CROP, batch_size=4), kwargs)
+    return pipeline.make_eval_iterator(data_dir, "test", options, **rest)
 
 
 def test_eval_single_view_centre_frames_and_padding(probe):
@@ -241,7 +255,7 @@ def test_eval_single_view_centre_frames_and_padding(probe):
     assert ids.tolist() == list(range(10))
     np.testing.assert_array_equal(labels[:10], ids % 4)
     for record, sampled in zip(ids, frames):
-        np.testing.assert_array_equal(sampled, sampling.centre_indices(num_frames_of(record), T))
+        np.testing.assert_array_equal(sampled, video_spec.centre_indices(num_frames_of(record), T))
     assert num_frames_of(0) == 1 and num_frames_of(5) == 16 and num_frames_of(6) == 3
 
 
@@ -281,7 +295,7 @@ def test_multiview_shapes_views_and_crops(wide):
     batch = next(_eval(data_dir, multiview=True, batch_size=2, seed=5))
     video = batch["video"]
     assert video.shape == (2, 12, T, CROP, CROP, 3) and batch["mask"].tolist() == [True, False]
-    rgb = (video[0] * np.array(device.CLIP_STD) + np.array(device.CLIP_MEAN)) * 255
+    rgb = (video[0] * np.array(video_spec.CLIP_STD) + np.array(video_spec.CLIP_MEAN)) * 255
     red = rgb[..., 0].mean(axis=(1, 2, 3)).reshape(4, 3)  # (sampling, crop)
     assert np.all(red[:, 0] < red[:, 1] - 20) and np.all(red[:, 1] < red[:, 2] - 20)
     # Left crop covers x in [0, 32): mean red ~ 60; right crop [32, 64): ~ 180.
@@ -295,7 +309,7 @@ def test_multiview_shapes_views_and_crops(wide):
     for s in range(4):
         offsets = sampling.random_offsets_tf(T, view_seeds[s]).numpy()
         for c in range(3):  # the 3 crops of a sampling share its frames
-            np.testing.assert_array_equal(frame_index[s, c], sampling.random_indices(11, offsets))
+            np.testing.assert_array_equal(frame_index[s, c], video_spec.random_indices(11, offsets))
     assert len({tuple(frame_index[s, 0]) for s in range(4)}) > 1
 
 
@@ -384,6 +398,15 @@ def test_dataset_description(probe):
     }
     with pytest.raises(FileNotFoundError, match="not a tfds dataset folder"):
         source.resolve_dataset_dir(os.path.dirname(os.path.dirname(probe)))
+
+
+def test_options_are_checked_by_name():
+    with pytest.raises(ValueError, match="num_frames, crop_size, batch_size must be >= 1"):
+        pipeline.PipelineOptions(num_frames=0, crop_size=CROP, batch_size=1)
+    with pytest.raises(ValueError, match="on_bad_record must be 'raise' or 'skip'"):
+        pipeline.PipelineOptions(num_frames=T, crop_size=CROP, batch_size=1, on_bad_record="x")
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        pipeline.PipelineOptions(num_frames=T, crop_size=CROP, batch_size=1, seed=-1)
 
 
 def test_parse_spec_reads_what_tfds_reads(probe):

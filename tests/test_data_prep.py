@@ -24,7 +24,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from data_prep import build_tfrecords, decode
-from motion_clip_jax.data import classnames, manifest, records, source
+from motion_clip_jax.core import classnames
+from motion_clip_jax.data import manifest, records, source
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -402,9 +403,10 @@ def test_resume_after_killed_run(resume_videos, tmp_path, capsys):
     out = tmp_path / "killed"
     dataset_dir = out / "resumable" / "1.0.0"
     env = {**os.environ, "PYTHONPATH": REPO_ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The wrapper sleeps 1 s after each video, so the job can be killed part-way through.
     process = subprocess.Popen(
-        [sys.executable, "-m", "data_prep.build_tfrecords", *args, "--out_dir", str(out),
-         "--no_progress", "--debug_sleep_per_video", "1.0"],
+        [sys.executable, "tests/scripts/slow_data_prep.py", "1.0", *args, "--out_dir", str(out),
+         "--no_progress"],
         env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     sidecars = dataset_dir / ".prep"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from motion_clip_jax.core import video as video_spec
 from motion_clip_jax.data import sampling, shuffle
 
 
@@ -39,13 +40,13 @@ def test_random_indices_match_exact_rule(num_segments):
         exact = [fractions.Fraction(int(k), 64) for k in numerators]
         expected = _reference_random(num_frames, num_segments, exact)
         np.testing.assert_array_equal(
-            sampling.random_indices(num_frames, numerators / 64), expected
+            video_spec.random_indices(num_frames, numerators / 64), expected
         )
 
 
 def test_segments_partition_the_frames():
     for num_frames in range(8, 120):
-        starts = sampling.segment_starts(num_frames, 8)
+        starts = video_spec.segment_starts(num_frames, 8)
         assert starts[0] == 0 and starts[-1] == num_frames and np.all(np.diff(starts) >= 1)
 
 
@@ -54,7 +55,7 @@ def test_random_indices_distinct_and_every_frame_reachable():
     for num_frames in [8, 9, 15, 23, 100]:
         seen = set()
         for _ in range(400):
-            indices = sampling.random_indices(num_frames, rng.uniform(0, 1, 8))
+            indices = video_spec.random_indices(num_frames, rng.uniform(0, 1, 8))
             assert np.all(np.diff(indices) > 0)  # N >= T: distinct, in order
             seen.update(indices.tolist())
         assert seen == set(range(num_frames))
@@ -64,30 +65,32 @@ def test_centre_indices_are_tsn_test_indices():
     for num_frames in range(1, 80):
         tick = fractions.Fraction(num_frames, 8)
         tsn = [int(tick / 2 + tick * t) for t in range(8)]  # TSN / mmaction test-time formula
-        np.testing.assert_array_equal(sampling.centre_indices(num_frames, 8), tsn)
+        np.testing.assert_array_equal(video_spec.centre_indices(num_frames, 8), tsn)
 
 
 def test_short_clip_repeats_frames():
-    np.testing.assert_array_equal(sampling.centre_indices(3, 8), [0, 0, 0, 1, 1, 2, 2, 2])
-    np.testing.assert_array_equal(sampling.random_indices(1, np.full(8, 0.999)), [0] * 8)
-    np.testing.assert_array_equal(sampling.random_indices(3, np.zeros(8)), [0, 0, 0, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(video_spec.centre_indices(3, 8), [0, 0, 0, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(video_spec.random_indices(1, np.full(8, 0.999)), [0] * 8)
+    np.testing.assert_array_equal(
+        video_spec.random_indices(3, np.zeros(8)), [0, 0, 0, 1, 1, 1, 2, 2]
+    )
 
 
 def test_offsets_close_to_one_stay_in_range():
     for num_frames in [5, 7, 8, 9, 1000]:
-        indices = sampling.random_indices(num_frames, np.full(8, np.nextafter(1.0, 0.0)))
+        indices = video_spec.random_indices(num_frames, np.full(8, np.nextafter(1.0, 0.0)))
         assert indices.max() == num_frames - 1
 
 
 @pytest.mark.parametrize("bad", [np.array([0.5, 1.0]), np.array([-0.1]), np.zeros((2, 2))])
 def test_bad_offsets_raise(bad):
     with pytest.raises(ValueError, match="offsets"):
-        sampling.random_indices(10, bad)
+        video_spec.random_indices(10, bad)
 
 
 def test_zero_frames_raise():
     with pytest.raises(ValueError, match="num_frames"):
-        sampling.random_indices(0, np.zeros(8))
+        video_spec.random_indices(0, np.zeros(8))
 
 
 def test_tf_indices_equal_numpy_reference():
@@ -96,10 +99,12 @@ def test_tf_indices_equal_numpy_reference():
         for num_segments in [1, 8, 16]:
             offsets = rng.uniform(0, 1, num_segments)
             got = sampling.random_indices_tf(tf.constant(num_frames), tf.constant(offsets))
-            np.testing.assert_array_equal(got.numpy(), sampling.random_indices(num_frames, offsets))
+            np.testing.assert_array_equal(
+                got.numpy(), video_spec.random_indices(num_frames, offsets)
+            )
             got = sampling.centre_indices_tf(tf.constant(num_frames), num_segments)
             np.testing.assert_array_equal(
-                got.numpy(), sampling.centre_indices(num_frames, num_segments)
+                got.numpy(), video_spec.centre_indices(num_frames, num_segments)
             )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from motion_clip_jax.data import device, transforms
+from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.data import transforms
 
 
 def _jpeg(image: np.ndarray, quality: int = 95) -> bytes:
@@ -32,7 +34,7 @@ def test_clip_normalisation_constants_and_formula():
     frames = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3)).astype(np.uint8)
     expected = (frames / 255.0 - np.array(transforms.CLIP_MEAN)) / np.array(transforms.CLIP_STD)
     np.testing.assert_allclose(transforms.normalize(frames).numpy(), expected, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(device.normalize(frames)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(video_spec.normalize(frames, jnp)), expected, atol=1e-5)
 
 
 def test_side_crop_boxes_landscape_and_portrait():

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from .conftest import REPO_ROOT
@@ -16,11 +17,11 @@ def test_demo_end_to_end_small(tmp_path):
     command = [
         sys.executable, "-m", "motion_clip_jax.main", "--config=configs/demo.py",
         f"--workdir={tmp_path / 'demo'}",
-        f"--config.tiny_clip_cache_dir={tmp_path / 'tiny_clip'}",
-        "--config.tiny_clip_pretrain_steps=200",
+        f"--config.clip_source_settings.cache_dir={tmp_path / 'tiny_clip'}",
+        "--config.clip_source_settings.pretrain_steps=200",
         f"--config.data.dataset_dir={tmp_path / 'data' / 'synthetic_motion'}",
-        "--config.data.synthetic_num_train=128",
-        "--config.data.synthetic_num_test=64",
+        "--config.data.source_settings.num_train=128",
+        "--config.data.source_settings.num_test=64",
         "--config.train.num_epochs=4",
         "--config.train.log_every_steps=4",
         "--config.eval.batch_size=32",
@@ -32,8 +33,19 @@ def test_demo_end_to_end_small(tmp_path):
                      "| main/multiview | 64 |", "moving left / moving right"):  # fmt: skip
         assert expected in out.stdout, (expected, out.stdout[-3000:])
     results = json.loads((tmp_path / "demo" / "eval_results.json").read_text())
-    assert results["main/single_view"]["num_videos"] == 64
-    assert 0 <= results["main/single_view"]["pair_accuracy"]["mean"] <= 1
+    single = results["main/single_view"]
+    assert single["num_videos"] == 64
+    pairs = single["pair_accuracy"]  # the order pairs the synthetic manifest records
+    assert set(pairs) == {"0-1", "2-3", "4-5", "6-7", "mean"}
+    assert pairs["mean"] == pytest.approx(np.mean([pairs[k] for k in pairs if k != "mean"]))
+    confusion = np.array(single["confusion_matrix"])
+    for key in ("0-1", "2-3", "4-5", "6-7"):
+        a, b = (int(i) for i in key.split("-"))
+        videos = confusion[[a, b]].sum()
+        # An 8-way hit is a within-pair hit; a video taken for its partner is a within-pair miss.
+        assert (confusion[a, a] + confusion[b, b]) / videos <= pairs[key] + 1e-9
+        assert pairs[key] <= 1 - (confusion[a, b] + confusion[b, a]) / videos + 1e-9
+        assert f"{pairs[key]:.2f}" in out.stdout  # the printed table shows it
 
     # The same command again: nothing to train, the cached data and CLIP are reused.
     again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,21 +12,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from motion_clip_jax.data import manifest
 from motion_clip_jax.experiments.summarize import summarize
-from motion_clip_jax.train import trainer
+from motion_clip_jax.train import data_input, trainer
 from motion_clip_jax.train.config import base_config, validate_config
 from motion_clip_jax.train.evaluate import classification_metrics, pair_accuracy
 
-from .conftest import REPO_ROOT, restore_train_state
-
-
-def tiny_config(dataset_dir: str):
-    spec = importlib.util.spec_from_file_location(
-        "tiny_synthetic", REPO_ROOT / "tests" / "configs" / "tiny_synthetic.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(dataset_dir)
+from .conftest import REPO_ROOT, load_config_file, restore_train_state, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +55,62 @@ def test_config_errors_name_the_field(tmp_path):
     bad.eval.extra.ucf = {"dataset_dir": "y", "split": "test"}
     with pytest.raises(ValueError, match=r"eval.extra.ucf.*class_names"):
         validate_config(bad)
+
+
+def test_providers_are_named_and_their_settings_checked():
+    c = base_config()
+    c.data.dataset_dir, c.allow_random_clip = "x", True
+    c.data.source = "synthetic_moton"
+    with pytest.raises(ValueError, match=r"^config.data.source='synthetic_moton': unknown provider; "
+                       r"known: \['synthetic_motion'\]$"):  # fmt: skip
+        validate_config(c)
+    c.data.source = "synthetic_motion"
+    c.data.source_settings.num_trian = 3
+    with pytest.raises(ValueError, match=r"data.source_settings: unknown setting.*num_trian"):
+        validate_config(c)
+    del c.data.source_settings["num_trian"]
+    validate_config(c)
+    c.clip_source = "tiny"
+    with pytest.raises(ValueError, match=r"config.clip_source='tiny'.*synthetic_tiny_clip"):
+        validate_config(c)
+    # A named CLIP source stands in for clip_checkpoint.
+    c.clip_source, c.allow_random_clip = "synthetic_tiny_clip", False
+    c.clip_source_settings.cache_dir = "somewhere"
+    validate_config(c)
+
+
+def test_engine_does_not_import_the_synthetic_world():
+    """The engine reaches the synthetic world by provider name only (train/providers.py)."""
+    engine = REPO_ROOT / "motion_clip_jax" / "train"
+    for path in engine.glob("*.py"):
+        text = path.read_text()
+        assert "import motion_clip_jax.synthetic" not in text, path
+        assert "from motion_clip_jax.synthetic" not in text, path
+        assert "from motion_clip_jax import synthetic" not in text, path
+    code = (
+        "import sys\n"
+        "from motion_clip_jax.train import trainer, config\n"
+        "c = config.base_config(); c.data.dataset_dir = 'x'; c.allow_random_clip = True\n"
+        "config.validate_config(c)\n"
+        "assert not [m for m in sys.modules if m.startswith('motion_clip_jax.synthetic')]\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_pair_metrics_come_from_the_manifest(tmp_path, dataset_dir):
+    config = tiny_config(dataset_dir)
+    dataset = data_input.prepare_dataset(config, str(tmp_path))
+    assert dataset.class_pairs == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    # The same classes in a folder whose manifest records no pairs: no pair metrics.
+    copy = tmp_path / "copy" / "1.0.0"
+    shutil.copytree(dataset.dataset_dir, copy)
+    info = manifest.read_manifest(str(copy))
+    del info["class_pairs"]
+    manifest.write_manifest(str(copy), info)
+    config.data.source, config.data.dataset_dir = "", str(copy)
+    assert data_input.prepare_dataset(config, str(tmp_path)).class_pairs == []
 
 
 def test_main_refuses_unknown_override(tmp_path):
@@ -166,10 +214,7 @@ PAPER_CONFIGS = [
 @pytest.mark.parametrize("name,arg", PAPER_CONFIGS)
 def test_paper_configs_are_complete(name, arg):
     """Every paper setting's config validates; the only thing missing here is the CLIP file."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    config = load_config_file(f"configs/{name}.py", arg)
     with pytest.raises(ValueError, match=r"clip_checkpoint.*to-flax"):
         validate_config(config)
     config.clip_checkpoint, config.allow_random_clip = "", True
@@ -182,6 +227,8 @@ def test_demo_config_and_bad_arguments():
     from configs import demo, few_shot, hmdb_closed
 
     validate_config(demo.get_config())
+    for variant in ("clip", "baseline", "baseline_mcb", "mmb", "mmb_map", "full"):
+        validate_config(demo.get_config(variant))
     for bad in (lambda: hmdb_closed.get_config("4"), lambda: few_shot.get_config("hmdb51,2")):
         with pytest.raises(ValueError, match=r"closed-set: split|few_shot: argument"):
             bad()

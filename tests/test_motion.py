@@ -7,9 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.core.model_spec import motion_pairs, num_motion_pairs
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models.blocks import TransformerStack
-from motion_clip_jax.models.motion import MotionModelingBlock, motion_pairs, num_motion_pairs
+from motion_clip_jax.models.motion import MotionModelingBlock
 
 
 def brute_force_pairs(num_frames, max_step):
@@ -42,8 +44,8 @@ def test_pairs_refuse_step_outside_1_to_t_minus_1(t, s):
 def test_config_defaults_and_variants_validate():
     c = config_lib.model_config()
     assert (c.num_frames, c.motion_step, c.n_ctx, c.temperature) == (8, 4, 5, 0.07)
-    assert sorted(c.keys()) == sorted(config_lib.FIELD_NAMES)
-    for name in config_lib.VARIANTS:
+    assert sorted(c.keys()) == sorted(model_spec.FIELD_NAMES)
+    for name in model_spec.VARIANTS:
         assert config_lib.model_config(name).variant == name
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from motion_clip_jax.core import model_spec
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import cost
@@ -60,7 +61,7 @@ def test_vit_b16_default_trainable_count_is_the_documented_number():
 
 
 def test_vit_b16_variant_counts_nest():
-    counts = {v: params_lib.count_params(vit_b16_trainable_shapes(v)) for v in config_lib.VARIANTS}
+    counts = {v: params_lib.count_params(vit_b16_trainable_shapes(v)) for v in model_spec.VARIANTS}
     analytic = analytic_counts(config_lib.model_config())
     spatial = analytic["mmb/spatial"] + analytic["mmb/temporal_embedding"]
     mcb = analytic["mcb/sma"] + analytic["mcb/saa"]

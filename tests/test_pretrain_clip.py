@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from motion_clip_jax.convert import flax_file
-from motion_clip_jax.data import synthetic
-from motion_clip_jax.models.clip import CLIP, clip_config, init_clip
-from motion_clip_jax.tokenizer import tokenize
-from motion_clip_jax.train import pretrain_clip, probe
+from motion_clip_jax.core.tokenizer import tokenize
+from motion_clip_jax.models.clip import CLIP, clip_config
+from motion_clip_jax.synthetic import pretrain_clip, probe, world
+
+from .conftest import random_tiny_clip
 
 # A short run (about 15 s here) at 16 px (2x2 patches): the same code as the 32 px default, 3x
 # cheaper per step. 1,200 steps leave the loss plateau a fresh CLIP sits on and learn position;
@@ -27,12 +28,12 @@ TINY = dict(size=16, steps=2, batch_size=64, pool_size=64, warmup_steps=0)
 
 @pytest.fixture(scope="module")
 def random_clip():
-    return init_clip(clip_config("tiny"), 0)
+    return random_tiny_clip()
 
 
 @pytest.fixture(scope="module")
 def random_clip_16px():
-    return init_clip(clip_config("tiny", image_resolution=16), 0)
+    return random_tiny_clip(image_resolution=16)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def short_run():
 def _heldout_loss(module, variables, n=256, seed=77):
     """Contrastive loss of a CLIP on frames and captions it never saw."""
     size = module.config.image_resolution
-    frames, _, attributes = synthetic.render_static_frames(n, seed=seed, size=size)
+    frames, _, attributes = world.render_static_frames(n, seed=seed, size=size)
     ids, tokens = pretrain_clip.caption_tokens(pretrain_clip.captions_for(attributes, "rich"))
     img = module.apply(variables, pretrain_clip.normalize_frames(frames), method=CLIP.encode_image)
     txt = module.apply(variables, tokens, method=CLIP.encode_text)
@@ -129,7 +130,7 @@ def test_caption_tokens_shortest_context_and_shared_ids():
 
 
 def test_plain_captions_are_the_data_modules():
-    _, captions, attributes = synthetic.render_static_frames(20, seed=3)
+    _, captions, attributes = world.render_static_frames(20, seed=3)
     assert pretrain_clip.captions_for(attributes, "plain") == captions
     with pytest.raises(ValueError, match="caption_style='fancy'"):
         pretrain_clip.captions_for(attributes, "fancy")
@@ -212,7 +213,7 @@ def test_corrupt_cache_is_an_error_naming_the_file(tmp_path):
 
 
 def test_random_tower_knows_no_position(random_clip):
-    """DESIGN §8's reference point: a random tower's frame feature has no object position."""
+    """The reference point: a random tower's frame feature has no object position."""
     result = probe.frame_probe(*random_clip, n=1500, seed=5)
     assert result["x_r2"] < 0.1 and result["y_r2"] < 0.1, result
     assert result["n_train"] + result["n_test"] == 1500
@@ -223,9 +224,14 @@ def test_motion_probe_on_random_tower(random_clip):
     assert set(result) == {"mean", "concat", "diff"}
     for view in result.values():
         assert set(view["within_pair"]) == {
-            f"{synthetic.CLASS_NAMES[2 * p]}/{synthetic.CLASS_NAMES[2 * p + 1]}" for p in range(4)
+            f"{world.CLASS_NAMES[2 * p]}/{world.CLASS_NAMES[2 * p + 1]}" for p in range(4)
         }
-        assert 0.0 <= view["accuracy"] <= 1.0
+        assert view["accuracy"] * 80 == pytest.approx(round(view["accuracy"] * 80))  # of 80 clips
+        pairs = list(view["within_pair"].values())
+        assert view["within_pair_mean"] == pytest.approx(np.mean(pairs))
+        # 10 test clips per class: a clip whose best class is its own also wins within its pair.
+        assert view["within_pair_mean"] >= view["accuracy"]
+        assert view["ridge_penalty"] in probe.RIDGE_PENALTIES
     # Mean pooling cannot see order: the pairs sit near chance for any tower.
     assert abs(result["mean"]["within_pair_mean"] - 0.5) < 0.15, result["mean"]
 

@@ -1,4 +1,4 @@
-"""Class tokens, prompt learner, and the exact short-context shortcut (DESIGN §2)."""
+"""Class tokens, prompt learner, and the exact short-context shortcut (docs/model.md)."""
 
 import functools
 
@@ -7,16 +7,22 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
+from motion_clip_jax.core.tokenizer import EOT_TOKEN, SOT_TOKEN, get_tokenizer, tokenize
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.params import merge_params
-from motion_clip_jax.models.prompts import prepare_class_tokens
-from motion_clip_jax.tokenizer import EOT_TOKEN, SOT_TOKEN, get_tokenizer, tokenize
 
 # Short and long names: the rows' EOTs sit at different positions.
 CLASSES = ["run", "brush hair", "apply eye makeup", "ride a horse in the park at dusk", "jump"]
 PHRASE5 = "a common human action of"
+
+
+def prompt_rows(class_names, ctx_init, n_ctx, text_context="shortest"):
+    """`class_prompt_tokens` with the prompt fields given one by one."""
+    fields = dict(ctx_init=ctx_init, n_ctx=n_ctx, text_context=text_context)
+    return class_prompt_tokens(fields, class_names)
 
 
 # One-layer towers keep XLA compile times (the cost of these tests) low.
@@ -59,7 +65,7 @@ def frame_features(batch=3, seed=0):
 
 
 def test_class_tokens_are_the_handcrafted_prompts():
-    ids, eos = prepare_class_tokens(CLASSES, PHRASE5, 5)
+    ids, eos = prompt_rows(CLASSES, PHRASE5, 5)
     ref = tokenize([f"{PHRASE5} {name}." for name in CLASSES])
     assert ids.dtype == eos.dtype == np.int32
     assert ids.shape == (len(CLASSES), int(eos.max()) + 1)  # shortest context holding every EOT
@@ -71,7 +77,7 @@ def test_class_tokens_are_the_handcrafted_prompts():
     assert (ids[:, 1:6] == phrase).all()
     assert len(set(eos.tolist())) > 2  # the names really have different lengths
 
-    full_ids, full_eos = prepare_class_tokens(CLASSES, PHRASE5, 5, text_context="full")
+    full_ids, full_eos = prompt_rows(CLASSES, PHRASE5, 5, text_context="full")
     np.testing.assert_array_equal(full_ids, ref)
     np.testing.assert_array_equal(full_eos, eos)
 
@@ -91,12 +97,12 @@ def test_class_tokens_are_the_handcrafted_prompts():
 )
 def test_class_tokens_refuse_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
-        prepare_class_tokens(*args)
+        prompt_rows(*args)
 
 
 def test_bad_text_context_is_refused():
     with pytest.raises(ValueError, match="text_context='half'"):
-        prepare_class_tokens(CLASSES, PHRASE5, 5, text_context="half")
+        prompt_rows(CLASSES, PHRASE5, 5, text_context="half")
 
 
 def test_handcrafted_text_features_equal_clip_zero_shot():
@@ -105,7 +111,7 @@ def test_handcrafted_text_features_equal_clip_zero_shot():
     Text features do not depend on the video: one (K, D) row per class, not B * K.
     """
     config, params, run = tiny_model("clip")
-    ids, eos = video_lib.class_tokens_for(config, CLASSES)
+    ids, eos = class_prompt_tokens(config, CLASSES)
     ours = run(params, frame_features(), ids, eos)["T"]
     ref = encode_text(
         {"params": tiny_clip_params()}, jnp.asarray(tokenize([f"{PHRASE5} {c}." for c in CLASSES]))
@@ -120,7 +126,7 @@ def test_learned_ctx_starts_as_the_phrase():
     table = tiny_clip_params()["token_embedding"]["embedding"]
     phrase = get_tokenizer().encode(PHRASE5)
     np.testing.assert_array_equal(params["prompt"]["ctx"], table[np.asarray(phrase)])
-    ids, eos = video_lib.class_tokens_for(config, CLASSES)
+    ids, eos = class_prompt_tokens(config, CLASSES)
     out = run(params, frame_features(), ids, eos)
     assert out["T"].shape == (len(CLASSES), 64)  # video-independent: K rows, not B * K
     _, clip_params, run_clip = tiny_model("clip")
@@ -138,7 +144,7 @@ def test_learned_ctx_starts_as_the_phrase():
 def test_motion_aware_prompts_against_a_hand_built_reference():
     """ctx_b = ctx + W2 relu(W1 mean(M_b) + b1) + b2 in slots 1..H of every class row."""
     config, params, run = tiny_model("full")
-    ids, eos = video_lib.class_tokens_for(config, CLASSES)
+    ids, eos = class_prompt_tokens(config, CLASSES)
     out = run(params, frame_features(), ids, eos)
     assert out["T"].shape == (3, len(CLASSES), 64)
 
@@ -164,7 +170,7 @@ def test_shortest_context_gives_the_full_77_token_logits(variant):
     config, params, run = tiny_model(variant)
     results = {}
     for context in ("shortest", "full"):
-        ids, eos = prepare_class_tokens(CLASSES, config.ctx_init, config.n_ctx, context)
+        ids, eos = prompt_rows(CLASSES, config.ctx_init, config.n_ctx, context)
         assert ids.shape[1] == (77 if context == "full" else 16)
         results[context] = np.asarray(run(params, frame_features(), ids, eos)["logits"])
     short, full = results["shortest"], results["full"]

@@ -12,41 +12,40 @@ import time
 import numpy as np
 import pytest
 
-from motion_clip_jax.train.checkpoint import KILL_DURING_SAVE_ENV
-
 from .conftest import REPO_ROOT, restore_train_state
 
 CONFIG = "tests/configs/tiny_synthetic.py"
 NUM_STEPS = 30  # checkpoints every 3 steps
 
 
-def main_command(workdir, dataset_dir, *overrides):
+def main_command(workdir, dataset_dir, kill_during_save=None):
+    """The trainer's command line; with kill_during_save=STEP, a wrapper that SIGKILLs itself
+    while the checkpoint of STEP is being written (tests/scripts/kill_during_save.py)."""
+    if kill_during_save is None:
+        launcher = [sys.executable, "-m", "motion_clip_jax.main"]
+    else:
+        launcher = [sys.executable, "tests/scripts/kill_during_save.py", str(kill_during_save)]
     return [
-        sys.executable,
-        "-m",
-        "motion_clip_jax.main",
+        *launcher,
         f"--config={CONFIG}:{dataset_dir}",
         f"--workdir={workdir}",
         "--config.eval.single_view=False",
         f"--config.train.num_steps={NUM_STEPS}",
-        *overrides,
     ]
 
 
-def run(workdir, dataset_dir, env=None, timeout=600):
-    out = subprocess.run(
-        main_command(workdir, dataset_dir),
+def run(workdir, dataset_dir, kill_during_save=None, timeout=600):
+    return subprocess.run(
+        main_command(workdir, dataset_dir, kill_during_save),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=dict(os.environ, **(env or {})),
     )
-    return out
 
 
 def final_params(workdir, step=NUM_STEPS):
-    """Every leaf of the saved train state (params, optimizer state, step, rng) at `step`."""
+    """Every leaf of the saved train state (params, optimizer state, step) at `step`."""
     state = restore_train_state(workdir, step)
     return state, int(state["['step']"])
 
@@ -87,7 +86,7 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
 
     # 2. Resume, and die in the middle of writing the next checkpoint.
     next_save = (killed_at[-1] // 3 + 1) * 3
-    out = run(workdir, dataset_dir, env={KILL_DURING_SAVE_ENV: str(next_save)})
+    out = run(workdir, dataset_dir, kill_during_save=next_save)
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
     assert complete_steps(workdir)[-1] < next_save  # the half-written one does not count
 

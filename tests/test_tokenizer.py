@@ -1,4 +1,4 @@
-"""motion_clip_jax.tokenizer against OpenAI's own tokenizer (openai-clip, loaded by file path)."""
+"""motion_clip_jax.core.tokenizer against OpenAI's own tokenizer (openai-clip, loaded by file path)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motion_clip_jax import tokenizer as tok
-from motion_clip_jax.data.classnames import load_classnames
+from motion_clip_jax.core import tokenizer as tok
+from motion_clip_jax.core.classnames import load_classnames
 
 VOCAB_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 
@@ -307,7 +307,7 @@ def test_bad_vocab_file_is_named(tmp_path):
 
 def test_import_pulls_in_no_jax_torch_tensorflow():
     code = (
-        "import sys, motion_clip_jax.tokenizer as t; t.tokenize('a video'); "
+        "import sys, motion_clip_jax.core.tokenizer as t; t.tokenize('a video'); "
         "print(','.join(m for m in ('jax', 'jaxlib', 'flax', 'torch', 'tensorflow') "
         "if m in sys.modules))"
     )

@@ -8,6 +8,8 @@ import numpy as np
 import optax
 import pytest
 
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
@@ -65,10 +67,10 @@ def frame_features(batch=2, seed=0):
 
 
 def class_tokens(config):
-    return video_lib.class_tokens_for(config, CLASSES)
+    return class_prompt_tokens(config, CLASSES)
 
 
-@pytest.mark.parametrize("variant", sorted(config_lib.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(model_spec.VARIANTS))
 def test_variant_builds_runs_and_holds_its_parameters(variant):
     config, model, trainable, frozen, run = tiny_model(variant)
     got = {k: set(v) for k, v in trainable.items()}

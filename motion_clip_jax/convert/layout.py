@@ -119,6 +119,23 @@ def flax_to_torch_array(kind: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def flax_leaf_to_torch(path: tuple[str, ...], value: np.ndarray) -> tuple[str, np.ndarray]:
+    """One Flax leaf -> (PyTorch key, PyTorch-layout array), for CLIP and the trained modules.
+
+    Names: `flax_path_to_torch_key`. Arrays: conv (kh, kw, in, out) -> (out, in, kh, kw); Dense
+    kernels (in, out) -> Linear weights (out, in), where Flax attention kernels, (D, heads,
+    head_dim) for query/key/value and (heads, head_dim, D) for out, are flattened over heads
+    first and their per-head biases (heads, head_dim) flattened; everything else as it is.
+    """
+    kind = _leaf_kind(path)
+    if kind == "linear" and value.ndim == 3:
+        flat = (-1, value.shape[-1]) if path[-2] == "out" else (value.shape[0], -1)
+        value = value.reshape(flat)
+    elif path[-1] == "bias" and value.ndim == 2:
+        value = value.reshape(-1)
+    return flax_path_to_torch_key(path), flax_to_torch_array(kind, value)
+
+
 def expected_param_shapes(config: CLIPConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
     """Every Flax param path of `config` and its shape, without allocating anything."""
     res = config.image_resolution
@@ -176,11 +193,9 @@ def params_to_openai_state_dict(params: Mapping[str, Any]) -> dict[str, np.ndarr
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     out = {}
     for path, leaf in flat:
-        names = tuple(k.key for k in path)
+        key, value = flax_leaf_to_torch(tuple(k.key for k in path), np.asarray(leaf))
         # np.array, not ascontiguousarray: the latter turns the 0-d logit_scale into shape (1,).
-        out[flax_path_to_torch_key(names)] = np.array(
-            flax_to_torch_array(_leaf_kind(names), np.asarray(leaf)), order="C"
-        )
+        out[key] = np.array(value, order="C")
     return out
 
 

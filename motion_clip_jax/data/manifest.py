@@ -1,6 +1,7 @@
 """manifest.json beside a dataset's shards: what was written, and every video that was not.
 
 {"name", "version", "layout", "source", "options", "class_names",
+ "class_pairs": [[a, b], ...],   # optional: order-paired classes, reported as within-pair accuracy
  "splits": {split: {"num_examples", "num_shards", "num_bytes", "per_class": {name: n},
                     "frames": {"total", "min", "max", "mean"}}},
  "skipped": [{"split", "video_id", "path", "reason"}],   # not in the shards
@@ -53,3 +54,12 @@ def read_manifest(dataset_dir: str) -> dict[str, Any]:
     path = os.path.join(dataset_dir, MANIFEST_FILENAME)
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def class_pairs(dataset_dir: str) -> list[tuple[int, int]]:
+    """The dataset's recorded class pairs [(a, b), ...]; [] without a manifest or the field."""
+    try:
+        manifest = read_manifest(dataset_dir)
+    except FileNotFoundError:
+        return []
+    return [(int(a), int(b)) for a, b in manifest.get("class_pairs", [])]

@@ -1,5 +1,7 @@
 """tf.data input pipelines: a dataset folder -> batches of CLIP-normalised clips as NumPy.
 
+Both iterators take a `PipelineOptions` (clip shape, batch size, seed, output format, threading).
+
 Training (`make_train_iterator`): process p reads its part of the split (source.split_records)
 as an endless stream of epochs; epoch e visits the records in a permutation fixed by
 (seed, p, e) (shuffle.stable_permutation), and the stream is cut into batches of `batch_size`
@@ -23,19 +25,18 @@ every later batch where it would have been.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from motion_clip_jax.core.video import NUM_TEST_CROPS, NUM_TEST_SAMPLINGS
 from motion_clip_jax.data import sampling, shuffle, source, transforms
-
-NUM_TEST_SAMPLINGS = 4  # multi-view test: 4 temporal samplings ...
-NUM_TEST_CROPS = 3  # ... x 3 spatial crops = 12 views, view index = sampling * 3 + crop
 
 _logger = logging.getLogger(__name__)
 
@@ -112,14 +113,41 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
         return error
 
 
-def _check_common(num_frames: int, crop_size: int, batch_size: int, on_bad_record: str) -> None:
-    if num_frames < 1 or crop_size < 1 or batch_size < 1:
-        raise ValueError(
-            f"num_frames, crop_size, batch_size must be >= 1; got {num_frames}, "
-            f"{crop_size}, {batch_size}"
-        )
-    if on_bad_record not in ("raise", "skip"):
-        raise ValueError(f"on_bad_record must be 'raise' or 'skip', got {on_bad_record!r}")
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """What every batch of a pipeline looks like, and how it is produced.
+
+    num_frames: T frames per clip. crop_size: output side. batch_size: clips per batch on this
+    process. seed: non-negative int; with the process layout it fixes every batch (training) or
+    the 4 random samplings of multi-view (evaluation). uint8: yield video as uint8 RGB in
+    [0, 255] instead of CLIP-normalised float32 (normalise on the accelerator with
+    core.video.normalize(x, jnp); a quarter of the bytes). on_bad_record: "raise" or "skip" (module docstring). flip: training
+    random horizontal flip (turn off when left / right matters, e.g. synthetic data).
+    crop_scales: training multi-scale crop, fractions of the short side. num_threads: size of a
+    private tf.data thread pool (None: TF's shared pool). prefetch: batches prepared ahead.
+    """
+
+    num_frames: int
+    crop_size: int
+    batch_size: int
+    seed: int = 0
+    uint8: bool = False
+    on_bad_record: str = "raise"
+    flip: bool = True
+    crop_scales: tuple[float, ...] = tuple(transforms.MULTISCALE_SCALES)
+    num_threads: int | None = None
+    prefetch: int = 2
+
+    def __post_init__(self):
+        if self.num_frames < 1 or self.crop_size < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"num_frames, crop_size, batch_size must be >= 1; got {self.num_frames}, "
+                f"{self.crop_size}, {self.batch_size}"
+            )
+        if self.on_bad_record not in ("raise", "skip"):
+            raise ValueError(f"on_bad_record must be 'raise' or 'skip', got {self.on_bad_record!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
 
 def _video_ids_or_none(data_dir: str, split: str) -> list[str] | None:
@@ -232,7 +260,7 @@ def _options(num_threads: int | None) -> tf.data.Options:
     return options
 
 
-def _element_factory(records, clip_fn, extras_fn, video_shape, uint8, skip_bad):
+def _element_factory(records, clip_fn, extras_fn, video_shape, options: PipelineOptions):
     """(stream position q, record index i) -> a one-element dataset: the clip of record i."""
     files = tf.constant(list(records.files), dtype=tf.string)
     file_index = tf.constant(records.file_index, dtype=tf.int64)
@@ -245,58 +273,85 @@ def _element_factory(records, clip_fn, extras_fn, video_shape, uint8, skip_bad):
         ds = tf.data.TFRecordDataset(tf.gather(files, tf.gather(file_index, i)), buffer_size=0)
         ds = ds.skip(tf.gather(offset, i)).take(1)
         ds = ds.map(lambda serialized: {**clip_fn(serialized, q, i), **extras_fn(q, i)})
-        if skip_bad:
-            fallback = _placeholder(video_shape, uint8, extras_fn(q, i))
+        if options.on_bad_record == "skip":
+            fallback = _placeholder(video_shape, options.uint8, extras_fn(q, i))
             ds = ds.ignore_errors().concatenate(tf.data.Dataset.from_tensors(fallback)).take(1)
         return ds
 
     return element_dataset
 
 
+def _clip_fn(
+    data_dir: str,
+    options: PipelineOptions,
+    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], tf.Tensor],
+    element_seed: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """(serialized record, stream position q, record index i) -> {video, label, mask}.
+
+    make_video(example, seed) draws the clip in [0, 255]; element_seed(q, i) its stateless seed.
+    """
+    spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
+
+    def clip_fn(serialized, q, i):
+        example = _parse(spec, serialized)
+        video = _finish(make_video(example, element_seed(q, i)), options.uint8)
+        return {
+            "video": video,
+            "label": tf.cast(example["label"], tf.int32),
+            "mask": tf.constant(True),
+        }
+
+    return clip_fn
+
+
+def _batches(
+    positions: tf.data.Dataset,
+    element_dataset: Callable[[tf.Tensor, tf.Tensor], tf.data.Dataset],
+    options: PipelineOptions,
+    padding: tf.data.Dataset | None = None,
+) -> tf.data.Dataset:
+    """(q, i) pairs -> their clips in order (parallel, deterministic), [+ padding], batched."""
+    ds = positions.interleave(
+        element_dataset,
+        cycle_length=tf.data.AUTOTUNE,
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if padding is not None:
+        ds = ds.concatenate(padding)
+    ds = ds.batch(options.batch_size, drop_remainder=True).prefetch(options.prefetch)
+    return ds.with_options(_options(options.num_threads))
+
+
 def make_train_iterator(
     data_dir: str,
-    split: str = "train",
+    split: str,
+    options: PipelineOptions,
     *,
-    num_frames: int,
-    crop_size: int,
-    batch_size: int,
-    seed: int,
     start_step: int = 0,
     process_index: int | None = None,
     process_count: int | None = None,
     video_ids: Iterable[str] | None = None,
-    crop_scales: Sequence[float] = transforms.MULTISCALE_SCALES,
-    flip: bool = True,
-    on_bad_record: str = "raise",
-    uint8: bool = False,
-    num_threads: int | None = None,
-    prefetch: int = 2,
 ) -> VideoBatches:
-    """Endless training batches of this process (batch_size is per process).
+    """Endless training batches of this process (options.batch_size is per process).
 
     Args:
       data_dir: dataset folder `<root>/<name>/<version>` (or `<root>/<name>`).
       split: tfds split, slicing allowed ("train", "train[:10%]").
-      num_frames: T frames per clip (segment sampling, a random frame per segment).
-      crop_size: output side; multi-scale crop `crop_scales` of the short side, then resize.
-      batch_size: clips per batch on this process.
-      seed: non-negative int; with the process layout it fixes every batch.
+      options: clip shape (segment sampling, a random frame per segment; multi-scale crop
+        `crop_scales` of the short side, then resize), batch size, seed, flip, output format.
       start_step: first batch to yield; the batches equal those an iterator from 0 yields there.
       process_index / process_count: default jax.process_index() / jax.process_count().
       video_ids: train only on these videos of `split` (e.g. a few-shot draw).
-      flip: random horizontal flip (turn off when left / right matters, e.g. synthetic data).
-      on_bad_record: "raise" or "skip" (see module docstring).
-      uint8: yield video as uint8 RGB in [0, 255] instead of CLIP-normalised float32; normalise
-        on the accelerator (device.normalize). A quarter of the bytes to copy and transfer.
-      num_threads: size of a private tf.data thread pool (None: TF's shared pool).
-      prefetch: batches prepared ahead.
 
-    Yields dicts: video float32 (B, T, crop, crop, 3), label int32 (B,), mask bool (B,) (False only
-    for a skipped bad record), epoch int32 (B,) (epoch of each clip in this process's stream).
+    Yields dicts: video float32 (B, T, crop, crop, 3) (uint8 with options.uint8), label int32
+    (B,), mask bool (B,) (False only for a skipped bad record), epoch int32 (B,) (epoch of each
+    clip in this process's stream).
     """
-    _check_common(num_frames, crop_size, batch_size, on_bad_record)
-    if seed < 0 or start_step < 0:
-        raise ValueError(f"seed and start_step must be >= 0, got {seed}, {start_step}")
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
     records = source.split_records(
         data_dir,
         split,
@@ -308,37 +363,33 @@ def make_train_iterator(
     n = len(records)
     if n == 0:
         raise ValueError(f"{data_dir} split {split!r}: process {process_index} has no records")
-    spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
-    base_seed = tf.constant([seed, process_index], tf.int64)
+    base_seed = tf.constant([options.seed, process_index], tf.int64)
 
-    def clip_fn(serialized, q, i):
-        example = _parse(spec, serialized)
-        element_seed = tf.random.experimental.stateless_fold_in(base_seed, q)
-        video = _train_clip(
+    def make_video(example, seed):
+        return _train_clip(
             example,
-            element_seed,
-            num_frames=num_frames,
-            crop_size=crop_size,
-            crop_scales=tuple(crop_scales),
-            flip=flip,
+            seed,
+            num_frames=options.num_frames,
+            crop_size=options.crop_size,
+            crop_scales=tuple(options.crop_scales),
+            flip=options.flip,
         )
-        video = _finish(video, uint8)
-        return {
-            "video": video,
-            "label": tf.cast(example["label"], tf.int32),
-            "mask": tf.constant(True),
-        }
+
+    clip_fn = _clip_fn(
+        data_dir,
+        options,
+        make_video,
+        lambda q, i: tf.random.experimental.stateless_fold_in(base_seed, q),
+    )
 
     def extras_fn(q, i):
         return {"epoch": tf.cast(q // n, tf.int32), "_stream_position": q}
 
-    video_shape = (num_frames, crop_size, crop_size, 3)
-    element_dataset = _element_factory(
-        records, clip_fn, extras_fn, video_shape, uint8, on_bad_record == "skip"
-    )
+    video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
+    element_dataset = _element_factory(records, clip_fn, extras_fn, video_shape, options)
 
     def epoch_order(epoch):
-        return shuffle.stable_permutation(n, (seed, process_index, int(epoch)))
+        return shuffle.stable_permutation(n, (options.seed, process_index, int(epoch)))
 
     def locate(q: int) -> int:
         return int(epoch_order(q // n)[q % n])
@@ -348,61 +399,43 @@ def make_train_iterator(
         order = tf.ensure_shape(order, [n])
         return tf.data.Dataset.from_tensor_slices((epoch * n + tf.range(n, dtype=tf.int64), order))
 
-    first = start_step * batch_size
+    first = start_step * options.batch_size
     positions = tf.data.Dataset.range(first // n, np.iinfo(np.int64).max // (n + 1))
     positions = positions.flat_map(epoch_records).skip(first % n)
-    ds = positions.interleave(
-        element_dataset,
-        cycle_length=tf.data.AUTOTUNE,
-        block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(prefetch)
-    ds = ds.with_options(_options(num_threads))
-    video_ids_list = _video_ids_or_none(data_dir, split)
     return VideoBatches(
-        ds,
+        _batches(positions, element_dataset, options),
         first_step=start_step,
-        batch_size=batch_size,
+        batch_size=options.batch_size,
         locate=locate,
         records=records,
-        video_ids=video_ids_list,
+        video_ids=_video_ids_or_none(data_dir, split),
         element_dataset=element_dataset,
         num_local_examples=n,
-        batches_per_epoch=n / batch_size,
+        batches_per_epoch=n / options.batch_size,
     )
 
 
 def make_eval_iterator(
     data_dir: str,
-    split: str = "test",
+    split: str,
+    options: PipelineOptions,
     *,
-    num_frames: int,
-    crop_size: int,
-    batch_size: int,
     multiview: bool = False,
-    seed: int = 0,
     process_index: int | None = None,
     process_count: int | None = None,
     video_ids: Iterable[str] | None = None,
-    on_bad_record: str = "raise",
-    uint8: bool = False,
-    num_threads: int | None = None,
-    prefetch: int = 2,
 ) -> VideoBatches:
     """One pass over this process's part of `split`, padded to a common number of batches.
 
-    Args as make_train_iterator (uint8 included); multiview: 4 x 3 views instead of the single
-    centre view; seed keys the 4 random samplings of multiview (per video: fold_in((seed, 1),
-    split position)).
+    Args as make_train_iterator (flip and crop_scales unused); multiview: 4 x 3 views instead of
+    the single centre view; options.seed keys the 4 random samplings of multiview (per video:
+    fold_in((seed, 1), split position)).
 
     Yields dicts: video float32 (B, T, crop, crop, 3), or (B, 12, T, crop, crop, 3) with
     multiview (view = sampling * 3 + crop; crops left / centre / right); label int32 (B,);
     mask bool (B,) (False: padding or a skipped record: leave it out of every metric);
     index int32 (B,) (record number in the split, -1 for padding).
     """
-    _check_common(num_frames, crop_size, batch_size, on_bad_record)
     if video_ids is not None:
         video_ids = list(dict.fromkeys(video_ids))
     records = source.split_records(
@@ -420,57 +453,46 @@ def make_eval_iterator(
     if total == 0:
         raise ValueError(f"{data_dir} split {split!r} has no records")
     most_per_process = -(-total // process_count)
-    num_batches = math.ceil(most_per_process / batch_size)
+    num_batches = math.ceil(most_per_process / options.batch_size)
     n = len(records)
-    spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
-    base_seed = tf.constant([seed, 1], tf.int64)
+    base_seed = tf.constant([options.seed, 1], tf.int64)
     positions_table = tf.constant(records.position, dtype=tf.int64)
 
-    def clip_fn(serialized, q, i):
-        example = _parse(spec, serialized)
-        element_seed = tf.random.experimental.stateless_fold_in(
+    def make_video(example, seed):
+        return _eval_clip(
+            example,
+            seed,
+            num_frames=options.num_frames,
+            crop_size=options.crop_size,
+            multiview=multiview,
+        )
+
+    clip_fn = _clip_fn(
+        data_dir,
+        options,
+        make_video,
+        lambda q, i: tf.random.experimental.stateless_fold_in(
             base_seed, tf.gather(positions_table, i)
-        )
-        video = _eval_clip(
-            example, element_seed, num_frames=num_frames, crop_size=crop_size, multiview=multiview
-        )
-        video = _finish(video, uint8)
-        return {
-            "video": video,
-            "label": tf.cast(example["label"], tf.int32),
-            "mask": tf.constant(True),
-        }
+        ),
+    )
 
     def extras_fn(q, i):
         return {"index": tf.cast(tf.gather(positions_table, i), tf.int32), "_stream_position": q}
 
-    if multiview:
-        video_shape = (NUM_TEST_SAMPLINGS * NUM_TEST_CROPS, num_frames, crop_size, crop_size, 3)
-    else:
-        video_shape = (num_frames, crop_size, crop_size, 3)
-    element_dataset = _element_factory(
-        records, clip_fn, extras_fn, video_shape, uint8, on_bad_record == "skip"
-    )
-    ds = tf.data.Dataset.range(n).map(lambda q: (q, q))
-    ds = ds.interleave(
-        element_dataset,
-        cycle_length=tf.data.AUTOTUNE,
-        block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    clip_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
+    video_shape = (NUM_TEST_SAMPLINGS * NUM_TEST_CROPS, *clip_shape) if multiview else clip_shape
+    element_dataset = _element_factory(records, clip_fn, extras_fn, video_shape, options)
     padding = _placeholder(
         video_shape,
-        uint8,
+        options.uint8,
         {"index": tf.constant(-1, tf.int32), "_stream_position": tf.constant(-1, tf.int64)},
     )
-    ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(num_batches * batch_size - n))
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(prefetch)
-    ds = ds.with_options(_options(num_threads))
+    padding_ds = tf.data.Dataset.from_tensors(padding).repeat(num_batches * options.batch_size - n)
+    positions = tf.data.Dataset.range(n).map(lambda q: (q, q))
     return VideoBatches(
-        ds,
+        _batches(positions, element_dataset, options, padding_ds),
         first_step=0,
-        batch_size=batch_size,
+        batch_size=options.batch_size,
         locate=lambda q: q if 0 <= q < n else None,
         records=records,
         video_ids=_video_ids_or_none(data_dir, split),

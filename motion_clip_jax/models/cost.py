@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from motion_clip_jax.core import model_spec
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
@@ -107,7 +108,7 @@ def extra_flops(
     tower then runs once per class list, not per video), image_per_frame.
     """
     clip_variant = ml_collections.ConfigDict(config.to_dict())
-    clip_variant.update(config_lib.VARIANTS["clip"])
+    clip_variant.update(model_spec.VARIANTS["clip"])
     clip_variant.variant = "clip"
     head = head_flops(config, num_classes)
     head_clip = head_flops(clip_variant, num_classes)

@@ -14,32 +14,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from motion_clip_jax.core.model_spec import motion_pairs
 from motion_clip_jax.models.blocks import INIT_STD, TransformerStack
 
 Array = jax.Array
 DType = Any
-
-
-def num_motion_pairs(num_frames: int, max_step: int) -> int:
-    """L = sum_{k=1..s} (T - k)."""
-    return sum(num_frames - k for k in range(1, max_step + 1))
-
-
-def motion_pairs(num_frames: int, max_step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame index pairs (i, j), i < j, j - i <= s, ordered by step j - i, then by i.
-
-    Returns (i_idx, j_idx), each int32 (L,), L = sum_{k=1..s} (T - k). Raises ValueError unless
-    1 <= s <= T - 1.
-    """
-    if not 1 <= max_step <= num_frames - 1:
-        raise ValueError(
-            f"motion step s={max_step} must satisfy 1 <= s <= num_frames - 1 = {num_frames - 1}"
-        )
-    i_idx = np.concatenate([np.arange(num_frames - k) for k in range(1, max_step + 1)])
-    steps = np.concatenate([np.full(num_frames - k, k) for k in range(1, max_step + 1)])
-    return i_idx.astype(np.int32), (i_idx + steps).astype(np.int32)
 
 
 class MotionModelingBlock(nn.Module):

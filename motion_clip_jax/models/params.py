@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from clu import parameter_overview
 
 FROZEN_KEYS = ("clip",)
 
@@ -58,6 +57,9 @@ def overview(trainable: Mapping[str, Any]) -> str:
 
     Works on real arrays and on `jax.eval_shape` results (no statistics are computed).
     """
+    # clu is the trainer's dependency, not the model's: a JAX + Flax image builds the model without it.
+    from clu import parameter_overview
+
     lines = []
     if trainable:
         lines.append(parameter_overview.get_parameter_overview(trainable, include_stats=False))

@@ -1,8 +1,9 @@
-"""Prompts (paper §3.3, Eq. 7): host-side class tokens and the (motion-aware) prompt learner.
+"""The (motion-aware) prompt learner of paper §3.3, Eq. 7.
 
-Every class becomes the token row [SOT] p_1..p_H [class tokens] [.] [EOT], where p_1..p_H are the
-tokens of the context phrase (e.g. "a common human action of", H = 5). Hand-crafted prompts use the
-row as it is, so they are exactly CLIP's zero-shot prompt "<phrase> <class>.". Learned prompts
+Every class becomes the token row [SOT] p_1..p_H [class tokens] [.] [EOT] (`core/class_prompts.py`),
+where p_1..p_H are the tokens of the context phrase (e.g. "a common human action of", H = 5).
+Hand-crafted prompts use the row as it is, so they are exactly CLIP's zero-shot prompt
+"<phrase> <class>.". Learned prompts
 overwrite the H slots with learned vectors ctx (H, Dt), initialised from the phrase's token
 embeddings (so at initialisation a learned prompt equals the hand-crafted one); motion-aware prompts
 add adapter(mean_L(M)) (B, Dt) to every ctx vector, giving each video its own prompts.
@@ -16,19 +17,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# Host-side token rows live in a Flax-free module (the PyTorch side uses them too).
-from motion_clip_jax.class_prompts import prepare_class_tokens, prompt_text  # noqa: F401
+from motion_clip_jax.core.model_spec import ADAPTER_ACTIVATIONS
 from motion_clip_jax.models.blocks import INIT_STD
 from motion_clip_jax.models.clip import quick_gelu
 
 Array = jax.Array
 DType = Any
 
-ACTIVATIONS = {
+_IMPLEMENTATIONS = {
     "relu": nn.relu,
     "gelu": lambda x: nn.gelu(x, approximate=False),
     "quick_gelu": quick_gelu,
 }
+# Keyed by the spec's names: a name the spec adds without an implementation fails at import.
+ACTIVATIONS = {name: _IMPLEMENTATIONS[name] for name in ADAPTER_ACTIVATIONS}
 
 
 class PromptLearner(nn.Module):

@@ -15,22 +15,22 @@ Entry points (`model.apply({'params': params}, ..., method=...)`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models.losses import cosine_logits, softmax_cross_entropy
 from motion_clip_jax.models.mcb import MultimodalCommunicationBlock
 from motion_clip_jax.models.motion import MotionModelingBlock
 from motion_clip_jax.models.params import FROZEN_KEYS, merge_params
-from motion_clip_jax.models.prompts import PromptLearner, prepare_class_tokens
+from motion_clip_jax.models.prompts import PromptLearner
 
 Array = jax.Array
 
@@ -86,7 +86,7 @@ class VideoCLIP(nn.Module):
         """Class prompt features through the frozen text tower.
 
         Args:
-          class_tokens: (K, L) int32 from `prepare_class_tokens` (L <= 77).
+          class_tokens: (K, L) int32 from `class_prompt_tokens` (L <= 77).
           eos: (K,) int32 EOT positions.
           motion: (B, D) = mean_L(M); used only by motion-aware prompts.
         Returns:
@@ -100,30 +100,10 @@ class VideoCLIP(nn.Module):
                 f"{class_tokens.shape} and {eos.shape}"
             )
         embeddings = self.clip.embed_tokens(class_tokens)  # (K, L, Wt), frozen
-        if c.prompts == "handcrafted":
-            return self.clip.encode_text_embeddings(embeddings, eos)
-        h = c.n_ctx
-        ctx = self.prompt(embeddings[0, 1 : 1 + h], motion)  # (H, Wt) or (B, H, Wt)
-        k, length, width = embeddings.shape
-        if ctx.ndim == 2:
-            rows = jnp.concatenate(
-                [embeddings[:, :1], jnp.broadcast_to(ctx, (k, h, width)), embeddings[:, 1 + h :]],
-                axis=1,
-            )
-            return self.clip.encode_text_embeddings(rows, eos)
-        b = ctx.shape[0]
-        rows = jnp.concatenate(
-            [
-                jnp.broadcast_to(embeddings[None, :, :1], (b, k, 1, width)),
-                jnp.broadcast_to(ctx[:, None], (b, k, h, width)),
-                jnp.broadcast_to(embeddings[None, :, 1 + h :], (b, k, length - 1 - h, width)),
-            ],
-            axis=2,
-        )
-        feats = self.clip.encode_text_embeddings(
-            rows.reshape(b * k, length, width), jnp.tile(eos, b)
-        )
-        return feats.reshape(b, k, -1)
+        ctx = None
+        if c.prompts != "handcrafted":  # (H, Wt) or (B, H, Wt); the phrase's slots initialise it
+            ctx = self.prompt(embeddings[0, 1 : 1 + c.n_ctx], motion)
+        return prompt_features(embeddings, eos, ctx, self.clip.encode_text_embeddings, jnp)
 
     def match(self, video: dict[str, Array | None], text: Array) -> Array:
         """MCB (if on) then cosine / tau: video dict from `video_features`, text -> (B, K)."""
@@ -133,8 +113,7 @@ class VideoCLIP(nn.Module):
         v = video["V"]
         out = {"T": text, "V_prime": v, "T_prime": text}
         if self.config.mcb:
-            tokens = [x for x in (video["S"], video["M"]) if x is not None]
-            tokens = jnp.concatenate(tokens, axis=1) if tokens else v[:, None]
+            tokens = model_spec.video_tokens(video, jnp)
             out["T_prime"], out["V_prime"] = self.mcb(text, v, tokens)
         out["logits"] = cosine_logits(out["V_prime"], out["T_prime"], self.config.temperature)
         return out
@@ -159,13 +138,6 @@ def build_model(config: ml_collections.ConfigDict) -> VideoCLIP:
     """Validates `config` and returns the (stateless) Flax module."""
     config_lib.validate_model_config(config)
     return VideoCLIP(ml_collections.FrozenConfigDict(config))
-
-
-def class_tokens_for(
-    config: ml_collections.ConfigDict, class_names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """`prepare_class_tokens` with the config's phrase, H and text_context -> (ids, eos)."""
-    return prepare_class_tokens(class_names, config.ctx_init, config.n_ctx, config.text_context)
 
 
 def loss_from_features(
@@ -214,7 +186,7 @@ def init_video_clip(
         clip_params = clip_lib.init_clip(clip_cfg, clip_rng)[1]["params"]
     else:
         expected = jax.eval_shape(lambda: clip_lib.init_clip(clip_cfg, clip_rng)[1]["params"])
-        _check_tree_shapes(clip_params, expected, "clip_params")
+        check_tree_shapes(clip_params, expected, "clip_params")
     trainable = jax.jit(lambda r: init_trainable(model, r))(rng)
     frozen = {"clip": clip_params}
     if "prompt" in trainable:
@@ -231,7 +203,7 @@ def init_trainable(model: VideoCLIP, rng: Array) -> dict:
     c = model.config
     dim = config_lib.clip_config_of(c).embed_dim
     frames = jnp.zeros((1, c.num_frames, dim), jnp.float32)
-    ids, _ = class_tokens_for(c, ["x"])
+    ids, _ = class_prompt_tokens(c, ["x"])
 
     def init_graph(module: VideoCLIP, frames: Array, ids: Array) -> Array:
         video = module.video_features(frames)
@@ -253,10 +225,10 @@ def reset_ctx(trainable: dict, frozen: dict, config: ml_collections.ConfigDict) 
     return {**trainable, "prompt": prompt}
 
 
-def _check_tree_shapes(given: dict, expected: dict, what: str) -> None:
+def check_tree_shapes(given: Any, expected: Any, what: str) -> None:
     """Raises ValueError naming the paths where `given` lacks, adds or reshapes a leaf."""
     shapes = lambda tree: {
-        jax.tree_util.keystr(p): tuple(x.shape)
+        jax.tree_util.keystr(p): tuple(jnp.shape(x))
         for p, x in jax.tree_util.tree_leaves_with_path(tree)
     }
     got, want = shapes(given), shapes(expected)
@@ -267,6 +239,6 @@ def _check_tree_shapes(given: dict, expected: dict, what: str) -> None:
     ]
     if missing or extra or wrong:
         raise ValueError(
-            f"{what} do not fit the configured CLIP: missing {missing[:5]}, "
+            f"{what} do not fit the model config: missing {missing[:5]}, "
             f"unexpected {extra[:5]}, wrong shapes {wrong[:5]}"
         )

@@ -7,15 +7,11 @@ process killed mid-save leaves the previous checkpoint as the latest complete on
 from __future__ import annotations
 
 import os
-import signal
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
-
-# Tests set this to a step number to SIGKILL the process in the middle of saving that step.
-KILL_DURING_SAVE_ENV = "MOTION_CLIP_JAX_TEST_KILL_DURING_SAVE"
 
 
 class Checkpointer:
@@ -44,21 +40,27 @@ class Checkpointer:
             ),
             force=True,
         )
-        if os.environ.get(KILL_DURING_SAVE_ENV) == str(step):
-            # Test hook: die while the asynchronous write of this checkpoint is in flight.
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
         """Restores onto `abstract_state`'s structure and shardings (any mesh shape)."""
         target = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), abstract_state
         )
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
-            ),
-        )
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
+                ),
+            )
+        except ValueError as e:
+            if "tree structures do not match" not in str(e):
+                raise
+            # E.g. a checkpoint of an older TrainState (it held an unused PRNG key).
+            raise ValueError(
+                f"checkpoint {step} in {self.directory} holds another train state structure "
+                f"than this code's; start a fresh workdir. ({e})"
+            ) from e
         logging.info("Restored checkpoint %d from %s", step, self.directory)
         return restored["state"], restored["data"]
 

@@ -11,6 +11,10 @@ from typing import Any
 import ml_collections
 
 from motion_clip_jax.models.config import model_config, validate_model_config
+from motion_clip_jax.train import providers
+
+# Sub-dicts whose keys belong to someone else (eval sets, the checkpoint's CLIP, a provider).
+_OPAQUE = ("extra", "clip_overrides", "source_settings", "clip_source_settings")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -20,10 +24,10 @@ def base_config() -> ml_collections.ConfigDict:
     # --- Frozen CLIP ---
     # Converted OpenAI CLIP (`python -m motion_clip_jax.convert to-flax ...`, a .msgpack file).
     c.clip_checkpoint = ""
-    # '' = pretrain (or reuse the cached) tiny CLIP of the synthetic world into this directory
-    # (demo only); otherwise unused.
-    c.tiny_clip_cache_dir = ""
-    c.tiny_clip_pretrain_steps = -1  # > 0: fewer pretraining steps (tests); -1: the default run
+    # With no clip_checkpoint: a CLIP provider by name (motion_clip_jax/train/providers.py), e.g.
+    # 'synthetic_tiny_clip' (the demo's pretrained tiny CLIP), given its own settings.
+    c.clip_source = ""
+    c.clip_source_settings = ml_collections.ConfigDict()
     c.allow_random_clip = False  # tests only: run with a random-weight CLIP when no checkpoint
 
     # --- Model: every switch is documented in motion_clip_jax/models/config.py ---
@@ -42,11 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.few_shot_k = 0  # > 0: train on k videos per class drawn from train_split
     c.data.few_shot_seed = 0  # seed of that draw (the drawn list is written to the workdir)
     c.data.skip_bad_records = False  # count + log undecodable records instead of failing
-    # Demo: write the synthetic motion dataset into dataset_dir when it holds no dataset.
-    c.data.synthetic_if_missing = False
-    c.data.synthetic_num_train = 800
-    c.data.synthetic_num_test = 400
-    c.data.synthetic_seed = 0
+    # A data provider by name (motion_clip_jax/train/providers.py), e.g. 'synthetic_motion': it
+    # writes its dataset into dataset_dir when missing; given its own settings.
+    c.data.source = ""
+    c.data.source_settings = ml_collections.ConfigDict()
 
     # --- Training ---
     c.train = ml_collections.ConfigDict()
@@ -98,7 +101,7 @@ def _flat_keys(config: Any, prefix: str = "") -> set[str]:
     keys = set()
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if isinstance(value, ml_collections.ConfigDict) and key not in ("extra", "clip_overrides"):
+        if isinstance(value, ml_collections.ConfigDict) and key not in _OPAQUE:
             keys |= _flat_keys(value, name + ".")
         else:
             keys.add(name)
@@ -116,6 +119,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         )
     if missing:
         raise ValueError(f"config: missing field(s) {missing}")
+    providers.check("data.source", config.data.source, config.data.source_settings)
+    providers.check("clip_source", config.clip_source, config.clip_source_settings)
     try:
         validate_model_config(config.model)
     except ValueError as e:
@@ -144,7 +149,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         bad("data.few_shot_k", config.data.few_shot_k, "must be >= 0")
     if (
         config.clip_checkpoint
-        and not config.tiny_clip_cache_dir
+        and not config.clip_source
         and not os.path.exists(config.clip_checkpoint)
     ):
         bad(
@@ -153,11 +158,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             "no such file. Convert OpenAI's weights first: python -m motion_clip_jax.convert "
             f"to-flax --input ViT-B-16.pt --output {config.clip_checkpoint}",
         )
-    if (
-        not config.clip_checkpoint
-        and not config.tiny_clip_cache_dir
-        and not config.allow_random_clip
-    ):
+    if not config.clip_checkpoint and not config.clip_source and not config.allow_random_clip:
         bad("clip_checkpoint", "", "set it to a converted CLIP .msgpack (see README: Convert)")
     for name, extra in config.eval.extra.items():
         for field in ("dataset_dir", "split", "class_names"):

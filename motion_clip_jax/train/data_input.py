@@ -12,8 +12,10 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from motion_clip_jax.data import classnames as classnames_lib
-from motion_clip_jax.data import pipeline, source, synthetic
+from motion_clip_jax.core import classnames as classnames_lib
+from motion_clip_jax.data import few_shot, pipeline, source
+from motion_clip_jax.data import manifest as manifest_lib
+from motion_clip_jax.train import providers
 
 
 @dataclasses.dataclass
@@ -26,15 +28,8 @@ class Dataset:
     train_split: str
     eval_split: str
     train_video_ids: list[str] | None = None  # a few-shot draw, else the whole split
+    # Order-paired classes recorded in the dataset's manifest (within-pair accuracy is reported).
     class_pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-
-
-def _has_dataset(path: str) -> bool:
-    try:
-        source.resolve_dataset_dir(path)
-        return True
-    except (FileNotFoundError, ValueError):
-        return False
 
 
 def _class_names(spec: str, dataset_dir: str) -> list[str]:
@@ -47,23 +42,20 @@ def _class_names(spec: str, dataset_dir: str) -> list[str]:
 
 
 def prepare_dataset(config: ml_collections.ConfigDict, workdir: str) -> Dataset:
-    """Writes the synthetic dataset if asked and missing, resolves class names and few-shot draws."""
+    """Runs the configured data source, resolves class names, pairs and the few-shot draw."""
     d = config.data
-    path = d.dataset_dir
-    if d.synthetic_if_missing and not _has_dataset(path):
+    if d.source:
         if jax.process_index() == 0:
-            print(f"Writing the synthetic motion dataset to {path} ...", flush=True)
-            synthetic.write_synthetic_dataset(
-                os.path.dirname(os.path.abspath(path)) or ".",
-                name=os.path.basename(os.path.normpath(path)),
-                num_train=d.synthetic_num_train,
-                num_test=d.synthetic_num_test,
-                seed=d.synthetic_seed,
-                size=d.crop_size,
+            providers.call(
+                "data.source",
+                d.source,
+                d.source_settings,
+                dataset_dir=d.dataset_dir,
+                frame_size=d.crop_size,
                 num_frames=config.model.num_frames,
             )
-        multihost_utils.sync_global_devices("synthetic dataset written")
-    dataset_dir = source.resolve_dataset_dir(path)
+        multihost_utils.sync_global_devices("data source done")
+    dataset_dir = source.resolve_dataset_dir(d.dataset_dir)
     stored = source.class_names(dataset_dir)
     class_names = _class_names(d.class_names, dataset_dir)
     if len(class_names) != len(stored):
@@ -80,9 +72,7 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: str) -> Dataset:
             dataset_dir, train_split, d.eval_split, d.few_shot_k, d.few_shot_seed, workdir
         )
         num_train = len(video_ids)
-    pairs = []
-    if tuple(stored) == synthetic.CLASS_NAMES:  # order-paired classes: (0, 1), (2, 3), ...
-        pairs = [(i, i + 1) for i in range(0, len(stored), 2)]
+    pairs = manifest_lib.class_pairs(dataset_dir)
     return Dataset(dataset_dir, class_names, num_train, train_split, d.eval_split, video_ids, pairs)
 
 
@@ -107,25 +97,38 @@ def few_shot_video_ids(
 ) -> list[str]:
     """k videos per class drawn from `train_split` (a pure function of list, k, seed); the drawn
     list is written to the workdir, and must not overlap the evaluation split."""
-    from motion_clip_jax.data import fewshot
-
     rows = [
         (video_id, label)
         for video_id, label, _ in source.read_split_index(dataset_dir, train_split)
     ]
     names = source.class_names(dataset_dir)
-    drawn = fewshot.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
+    drawn = few_shot.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
     eval_ids = [video_id for video_id, _, _ in source.read_split_index(dataset_dir, eval_split)]
-    fewshot.check_disjoint([v for v, _ in drawn], eval_ids, f" ({dataset_dir} {eval_split})")
+    few_shot.check_disjoint([v for v, _ in drawn], eval_ids, f" ({dataset_dir} {eval_split})")
     if jax.process_index() == 0:
         path = os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt")
-        fewshot.write_video_list(
+        few_shot.write_video_list(
             path,
             drawn,
             f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}, "
             f"{len(drawn)} videos\nvideo_id<TAB>label",
         )
     return [video_id for video_id, _ in drawn]
+
+
+def pipeline_options(
+    config: ml_collections.ConfigDict, batch_size: int
+) -> pipeline.PipelineOptions:
+    """The config's clip shape and data switches for one process's batches of `batch_size`."""
+    return pipeline.PipelineOptions(
+        num_frames=config.model.num_frames,
+        crop_size=config.data.crop_size,
+        batch_size=batch_size,
+        seed=config.seed,
+        flip=config.data.flip,
+        on_bad_record="skip" if config.data.skip_bad_records else "raise",
+        uint8=True,  # a quarter of the bytes to the device; normalised inside the jitted step
+    )
 
 
 def train_iterator(
@@ -140,21 +143,14 @@ def train_iterator(
     process_index / process_count default to JAX's; tests pass them to emulate a multi-host layout.
     """
     process_count = jax.process_count() if process_count is None else process_count
-    per_process = config.train.batch_size // process_count
     batches = pipeline.make_train_iterator(
         dataset.dataset_dir,
         dataset.train_split,
-        num_frames=config.model.num_frames,
-        crop_size=config.data.crop_size,
-        batch_size=per_process,
-        seed=config.seed,
+        pipeline_options(config, config.train.batch_size // process_count),
         start_step=start_step,
         process_index=process_index,
         process_count=process_count,
         video_ids=dataset.train_video_ids,
-        flip=config.data.flip,
-        on_bad_record="skip" if config.data.skip_bad_records else "raise",
-        uint8=True,  # a quarter of the bytes to the device; normalised inside the jitted step
     )
     for batch in batches:
         # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
@@ -181,13 +177,8 @@ def eval_iterator(
     return pipeline.make_eval_iterator(
         dataset.dataset_dir,
         dataset.eval_split,
-        num_frames=config.model.num_frames,
-        crop_size=config.data.crop_size,
-        batch_size=config.eval.batch_size // jax.process_count(),
+        pipeline_options(config, config.eval.batch_size // jax.process_count()),
         multiview=multiview,
-        seed=config.seed,
-        on_bad_record="skip" if config.data.skip_bad_records else "raise",
-        uint8=True,
     )
 
 

@@ -16,7 +16,7 @@ def make_mesh(data: int = -1, model: int = 1, devices: list | None = None) -> Me
     """A (data, model) mesh over `devices` (default: all); -1 on one axis takes what the other leaves.
 
     Axis types are Auto (not this JAX's Explicit default) so XLA propagates shardings through the
-    model without per-op annotations (DESIGN §7).
+    model without per-op annotations.
     """
     devices = jax.devices() if devices is None else list(devices)
     n = len(devices)

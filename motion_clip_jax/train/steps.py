@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from motion_clip_jax.data import device
+from motion_clip_jax.core import video as video_spec
 from motion_clip_jax.models.video_clip import VideoCLIP, loss_from_features
 from motion_clip_jax.train import mesh as mesh_lib
 
@@ -24,27 +24,25 @@ Array = jax.Array
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a resume needs besides the frozen weights and the data position."""
+    """Everything a resume needs besides the frozen weights and the data position.
+
+    No PRNG key: the train step draws no randomness (data augmentation is seeded in the input
+    pipeline by (seed, step), so a resume needs only `step`).
+    """
 
     step: Array  # () int32
     trainable: Any
     opt_state: Any
-    rng: Array  # PRNG key data, (2,) uint32
 
     @classmethod
-    def create(cls, trainable: Any, tx: optax.GradientTransformation, seed: int) -> TrainState:
-        return cls(
-            step=jnp.zeros((), jnp.int32),
-            trainable=trainable,
-            opt_state=tx.init(trainable),
-            rng=jax.random.key_data(jax.random.key(seed)),
-        )
+    def create(cls, trainable: Any, tx: optax.GradientTransformation) -> TrainState:
+        return cls(step=jnp.zeros((), jnp.int32), trainable=trainable, opt_state=tx.init(trainable))
 
 
 def _frames(model: VideoCLIP, frozen: Any, video: Array) -> Array:
     """(B, T, H, W, 3) uint8 RGB or normalised float -> (B, T, D) through the frozen image tower."""
     if video.dtype == jnp.uint8:
-        video = device.normalize(video)
+        video = video_spec.normalize(video, jnp)  # uint8 from the host: a quarter of the bytes
     return model.apply({"params": frozen}, video, method=VideoCLIP.encode_frames)
 
 

@@ -6,25 +6,29 @@ config -> devices (mesh, multi-host) -> data -> frozen CLIP + model -> optimizer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
+import optax
 from absl import logging
 from clu import periodic_actions
+from jax.sharding import Mesh
 
 from motion_clip_jax.convert.flax_file import load_clip, save_clip
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import params as params_lib
-from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip
+from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
-from motion_clip_jax.train import data_input
+from motion_clip_jax.train import data_input, providers
 from motion_clip_jax.train import evaluate as evaluate_lib
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
@@ -32,9 +36,65 @@ from motion_clip_jax.train.config import validate_config
 from motion_clip_jax.train.metrics import MetricWriter
 from motion_clip_jax.train.optim import make_optimizer
 
+# Fetch train metrics at least this often: bounds how far past a NaN the loop runs, and keeps
+# the asynchronous dispatch queue (of fake-device CPU collectives in tests) short.
+MAX_PENDING_STEPS = 8
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN / Inf; training stopped before any checkpoint of the bad state."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParts:
+    """The model and its parameters as initialised (host arrays)."""
+
+    module: VideoCLIP
+    model_config: ml_collections.ConfigDict  # the config's, with the checkpoint's CLIP
+    trainable: Any
+    frozen: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """Train state and frozen weights on the mesh, with their shardings."""
+
+    state: steps_lib.TrainState
+    frozen: Any
+    state_shardings: Any
+    frozen_shardings: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """One evaluation set: its dataset and the class prompt tokens (K, L) / EOS index (K,)."""
+
+    name: str
+    dataset: data_input.Dataset
+    class_tokens: jax.Array
+    eos: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalContext:
+    """What every evaluation pass needs besides the trainable parameters and the set."""
+
+    config: ml_collections.ConfigDict
+    eval_step: Callable[..., jax.Array]
+    frozen: Any
+    batch_sharding: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainContext:
+    """What the train loop needs besides the state."""
+
+    config: ml_collections.ConfigDict
+    train_step: Callable[..., tuple[steps_lib.TrainState, dict]]
+    writer: MetricWriter
+    checkpointer: checkpoint_lib.Checkpointer
+    total_steps: int
+    steps_per_epoch: int
 
 
 def initialize_distributed(config: ml_collections.ConfigDict) -> None:
@@ -57,46 +117,52 @@ def log(message: str) -> None:
     logging.info(message)
 
 
-def load_frozen_clip(
-    config: ml_collections.ConfigDict,
-) -> tuple[ml_collections.ConfigDict, Any, str]:
-    """Loads the frozen CLIP named by the config -> (model config matching it, CLIP params or None,
-    the resolved checkpoint path or '')."""
-    model_config = ml_collections.ConfigDict(config.model.to_dict())
-    path = config.clip_checkpoint
-    if config.tiny_clip_cache_dir and not path:
-        from motion_clip_jax.train.pretrain_clip import get_or_pretrain_tiny_clip
-
-        settings = {"size": config.data.crop_size}
-        if config.tiny_clip_pretrain_steps > 0:
-            settings["steps"] = config.tiny_clip_pretrain_steps
-        path = get_or_pretrain_tiny_clip(
-            config.tiny_clip_cache_dir, seed=config.seed, log_fn=log, **settings
-        )
-    if not path:
-        log("WARNING: no clip_checkpoint: the frozen CLIP has RANDOM weights (allow_random_clip)")
-        return model_config, None, ""
-    module, variables = load_clip(path)
-    log(f"Frozen CLIP from {path}: {module.config}")
-    # The checkpoint decides the architecture; the preset name only supplies defaults.
-    model_config.clip_overrides = ml_collections.ConfigDict(module.config.to_dict())
-    return model_config, variables["params"], os.path.abspath(path)
-
-
-def global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
-    """Process-local numpy batch -> global jax.Arrays (batch axis split over `data`)."""
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains (resuming from the latest checkpoint in `workdir`), then evaluates. Returns results."""
+    workdir, writer = prepare_workdir(config, workdir)
+    mesh = build_mesh(config)
+    dataset = prepare_data(config, workdir)
+    parts = build_model(config, workdir, dataset)
+    total_steps, steps_per_epoch = train_length(config, dataset)
+    tx, schedule = make_optimizer(config.optim, total_steps)
+    placed = place_on_mesh(parts, tx, mesh)
+    checkpointer = checkpoint_lib.Checkpointer(workdir, config.train.keep_checkpoints)
+    state = restore(checkpointer, placed.state, config)
+    train_step = steps_lib.make_train_step(
+        parts.module, tx, schedule, mesh, placed.state_shardings, placed.frozen_shardings
+    )
+    eval_ctx = EvalContext(
+        config,
+        steps_lib.make_eval_step(parts.module, mesh, placed.frozen_shardings),
+        placed.frozen,
+        mesh_lib.batch_sharding(mesh),
+    )
+    main_set = make_eval_set("main", dataset, parts.model_config, mesh)
+    train_ctx = TrainContext(config, train_step, writer, checkpointer, total_steps, steps_per_epoch)
+    state = train_loop(train_ctx, eval_ctx, main_set, state)
+    eval_sets = [main_set] + extra_eval_sets(config, parts.model_config, mesh)
+    step = int(state.step)
+    results: dict[str, Any] = {"step": step, "num_train_steps": total_steps}
+    results.update(evaluate_all(eval_ctx, state.trainable, eval_sets, writer, workdir, step))
+    write_results(results, eval_sets, workdir)
+    checkpointer.close()
+    writer.flush()
+    return results
+
+
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, MetricWriter]:
+    """Validates the config, creates the workdir, records config.json -> (abs workdir, writer)."""
     validate_config(config)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
-    writer = MetricWriter(workdir)
+    return workdir, MetricWriter(workdir)
+
+
+def build_mesh(config: ml_collections.ConfigDict) -> Mesh:
+    """The (data, model) mesh; both global batch sizes must split over data axis and processes."""
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.model)
     num_processes = jax.process_count()
     log(
@@ -110,19 +176,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 f"config.{field}={size} must divide over the data axis ({mesh.shape['data']}) "
                 f"and the processes ({num_processes})"
             )
+    return mesh
 
-    # --- Data ---
+
+def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> data_input.Dataset:
+    """The training dataset (its data source run first, if one is configured)."""
     dataset = data_input.prepare_dataset(config, workdir)
-    class_names = dataset.class_names
     log(
         f"Data: {dataset.dataset_dir}: {dataset.num_train} train videos ({config.data.train_split}"
         f"{f', {config.data.few_shot_k}-shot' if config.data.few_shot_k else ''}), "
-        f"{len(class_names)} classes"
+        f"{len(dataset.class_names)} classes"
     )
+    return dataset
 
-    # --- Model ---
+
+def load_frozen_clip(
+    config: ml_collections.ConfigDict,
+) -> tuple[ml_collections.ConfigDict, Any, str]:
+    """Loads the frozen CLIP named by the config -> (model config matching it, CLIP params or None,
+    the resolved checkpoint path or '')."""
+    model_config = ml_collections.ConfigDict(config.model.to_dict())
+    path = config.clip_checkpoint
+    if config.clip_source and not path:
+        path = providers.call(
+            "clip_source",
+            config.clip_source,
+            config.clip_source_settings,
+            image_size=config.data.crop_size,
+            seed=config.seed,
+            log=log,
+        )
+    if not path:
+        log("WARNING: no clip_checkpoint: the frozen CLIP has RANDOM weights (allow_random_clip)")
+        return model_config, None, ""
+    module, variables = load_clip(path)
+    log(f"Frozen CLIP from {path}: {module.config}")
+    # The checkpoint decides the architecture; the preset name only supplies defaults.
+    model_config.clip_overrides = ml_collections.ConfigDict(module.config.to_dict())
+    return model_config, variables["params"], os.path.abspath(path)
+
+
+def build_model(
+    config: ml_collections.ConfigDict, workdir: str, dataset: data_input.Dataset
+) -> ModelParts:
+    """Frozen CLIP + initialised model; writes run_info.json (what export / predict need)."""
     model_config, clip_params, clip_path = load_frozen_clip(config)
-    model, trainable, frozen = init_video_clip(
+    module, trainable, frozen = init_video_clip(
         model_config, rng=config.seed, clip_params=clip_params
     )
     if clip_params is None and jax.process_index() == 0:
@@ -131,159 +230,184 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         save_clip(clip_path, config_lib.clip_config_of(model_config), frozen["clip"])
     log("Trainable parameters:\n" + params_lib.overview(trainable))
     log(f"Frozen CLIP parameters: {params_lib.count_params(frozen):,}")
-    class_tokens, eos = class_tokens_for(model_config, class_names)
     if jax.process_index() == 0:
         # What export / predict need to rebuild the model without the training config's context.
         run_info = {
             "model_config": model_config.to_dict(),
             "clip_checkpoint": clip_path,
-            "class_names": class_names,
+            "class_names": dataset.class_names,
             "dataset_dir": dataset.dataset_dir,
             "crop_size": config.data.crop_size,
             "seed": config.seed,
         }
         with open(os.path.join(workdir, "run_info.json"), "w") as f:
             json.dump(run_info, f, indent=1)
+    return ModelParts(module, model_config, trainable, frozen)
 
-    # --- Optimizer and state ---
+
+def train_length(config: ml_collections.ConfigDict, dataset: data_input.Dataset) -> tuple[int, int]:
+    """(total train steps, steps per epoch) from train.num_steps or train.num_epochs."""
     steps_per_epoch = max(1, math.ceil(dataset.num_train / config.train.batch_size))
-    total_steps = (
-        config.train.num_steps
-        if config.train.num_steps > 0
-        else max(1, round(config.train.num_epochs * steps_per_epoch))
-    )
-    tx, schedule = make_optimizer(config.optim, total_steps)
-    state = steps_lib.TrainState.create(trainable, tx, config.seed)
+    if config.train.num_steps > 0:
+        return config.train.num_steps, steps_per_epoch
+    return max(1, round(config.train.num_epochs * steps_per_epoch)), steps_per_epoch
+
+
+def place_on_mesh(parts: ModelParts, tx: optax.GradientTransformation, mesh: Mesh) -> Placed:
+    """A fresh train state (replicated) and the frozen weights (split on `model`) on the mesh."""
+    state = steps_lib.TrainState.create(parts.trainable, tx)
     replicated = mesh_lib.replicated(mesh)
     state_shardings = jax.tree_util.tree_map(lambda _: replicated, state)
-    frozen_shardings = mesh_lib.param_shardings(frozen, mesh)
-    state = jax.device_put(state, state_shardings)
-    frozen = jax.device_put(frozen, frozen_shardings)
-    class_tokens, eos = jax.device_put((class_tokens, eos), replicated)
-
-    checkpointer = checkpoint_lib.Checkpointer(workdir, config.train.keep_checkpoints)
-    start_step = 0
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        state, position = checkpointer.restore(latest, state)
-        start_step = int(state.step)
-        if position.get("step") != start_step or position.get("seed") != config.seed:
-            raise ValueError(
-                f"checkpoint {latest}: data position {position} does not match "
-                f"step {start_step} / seed {config.seed}"
-            )
-        log(f"Resumed from step {start_step} ({checkpointer.directory})")
-
-    train_step = steps_lib.make_train_step(
-        model, tx, schedule, mesh, state_shardings, frozen_shardings
+    frozen_shardings = mesh_lib.param_shardings(parts.frozen, mesh)
+    return Placed(
+        jax.device_put(state, state_shardings),
+        jax.device_put(parts.frozen, frozen_shardings),
+        state_shardings,
+        frozen_shardings,
     )
-    eval_step = steps_lib.make_eval_step(model, mesh, frozen_shardings)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
 
-    # --- Train ---
-    train_iter = data_input.train_iterator(config, dataset, start_step)
+
+def restore(
+    checkpointer: checkpoint_lib.Checkpointer,
+    state: steps_lib.TrainState,
+    config: ml_collections.ConfigDict,
+) -> steps_lib.TrainState:
+    """The latest checkpoint's state onto `state`'s shardings, or `state` when there is none."""
+    latest = checkpointer.latest_step()
+    if latest is None:
+        return state
+    state, position = checkpointer.restore(latest, state)
+    start_step = int(state.step)
+    if position.get("step") != start_step or position.get("seed") != config.seed:
+        raise ValueError(
+            f"checkpoint {latest}: data position {position} does not match "
+            f"step {start_step} / seed {config.seed}"
+        )
+    log(f"Resumed from step {start_step} ({checkpointer.directory})")
+    return state
+
+
+def make_eval_set(
+    name: str, dataset: data_input.Dataset, model_config: ml_collections.ConfigDict, mesh: Mesh
+) -> EvalSet:
+    """The set with its class prompt tokens, replicated on the mesh."""
+    tokens, eos = jax.device_put(
+        class_prompt_tokens(model_config, dataset.class_names), mesh_lib.replicated(mesh)
+    )
+    return EvalSet(name, dataset, tokens, eos)
+
+
+def extra_eval_sets(
+    config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict, mesh: Mesh
+) -> list[EvalSet]:
+    """config.eval.extra: zero-shot / cross-dataset sets, each with its own class names."""
+    return [
+        make_eval_set(name, data_input.prepare_eval_dataset(config, extra), model_config, mesh)
+        for name, extra in config.eval.extra.items()
+    ]
+
+
+def global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
+    """Process-local numpy batch -> global jax.Arrays (batch axis split over `data`)."""
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
+
+
+def train_loop(
+    ctx: TrainContext, eval_ctx: EvalContext, main: EvalSet, state: steps_lib.TrainState
+) -> steps_lib.TrainState:
+    """Steps from state.step to ctx.total_steps: logs, NaN guard, checkpoints, optional evals."""
+    config, start_step = ctx.config, int(state.step)
+    train_iter = data_input.train_iterator(config, main.dataset, start_step)
     report = periodic_actions.ReportProgress(
-        num_train_steps=total_steps, writer=writer.writer, every_steps=config.train.log_every_steps
+        num_train_steps=ctx.total_steps,
+        writer=ctx.writer.writer,
+        every_steps=config.train.log_every_steps,
     )
     log(
-        f"Training steps {start_step} -> {total_steps} ({steps_per_epoch} steps/epoch, "
+        f"Training steps {start_step} -> {ctx.total_steps} ({ctx.steps_per_epoch} steps/epoch, "
         f"global batch {config.train.batch_size})"
     )
     pending: list[tuple[int, dict]] = []
     window: list[dict] = []
     window_start = time.time()
-    for step in range(start_step, total_steps):
+    for step in range(start_step, ctx.total_steps):
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-            batch = global_batch(next(train_iter), batch_sharding)
-            state, metrics = train_step(state, frozen, batch, class_tokens, eos)
+            batch = global_batch(next(train_iter), eval_ctx.batch_sharding)
+            state, metrics = ctx.train_step(
+                state, eval_ctx.frozen, batch, main.class_tokens, main.eos
+            )
         done = step + 1
         pending.append((done, metrics))
-        is_log = done % config.train.log_every_steps == 0 or done == total_steps
-        is_ckpt = done % config.train.checkpoint_every_steps == 0 or done == total_steps
-        # Fetch at least every 8 steps: keeps fake-device CPU collectives from piling up (DESIGN
-        # §7) and bounds how far past a NaN the loop can run.
-        if is_log or is_ckpt or len(pending) >= 8:
-            for at, values in jax.device_get(pending):
-                if not np.isfinite(values["loss"]):
-                    checkpointer.wait()
-                    raise NonFiniteLossError(
-                        f"loss is {values['loss']} at step {at}: training stopped. The last good "
-                        f"checkpoint (step {checkpointer.latest_step()}) in "
-                        f"{checkpointer.directory} is intact."
-                    )
-                window.append(values)
+        is_log = done % config.train.log_every_steps == 0 or done == ctx.total_steps
+        is_ckpt = done % config.train.checkpoint_every_steps == 0 or done == ctx.total_steps
+        if is_log or is_ckpt or len(pending) >= MAX_PENDING_STEPS:
+            window += fetch_finite(pending, ctx.checkpointer)
             pending = []
         if is_log and window:
-            elapsed = time.time() - window_start
-            scalars = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            scalars["steps_per_second"] = len(window) / max(elapsed, 1e-9)
-            writer.write(done, scalars)
-            log(
-                f"step {done}/{total_steps}: loss {scalars['loss']:.4f}, "
-                f"acc {scalars['accuracy']:.3f}, lr {scalars['learning_rate']:.2e}, "
-                f"{scalars['steps_per_second']:.2f} steps/s"
-            )
+            log_window(ctx, done, window, time.time() - window_start)
             window, window_start = [], time.time()
         report(done)
         if is_ckpt:
-            checkpointer.save(
-                done, state, {"step": done, "seed": config.seed, "epoch": done // steps_per_epoch}
-            )
-        if (
-            config.train.eval_every_steps > 0
-            and done % config.train.eval_every_steps == 0
-            and done != total_steps
-        ):
-            quick = run_evaluation(
-                config,
-                dataset,
-                eval_step,
-                state.trainable,
-                frozen,
-                class_tokens,
-                eos,
-                batch_sharding,
-                multiview=False,
-            )
-            writer.write(done, {"top1": quick["top1"], "top5": quick["top5"]}, kind="eval")
-    checkpointer.wait()
-    writer.flush()
+            position = {"step": done, "seed": config.seed, "epoch": done // ctx.steps_per_epoch}
+            ctx.checkpointer.save(done, state, position)
+        every = config.train.eval_every_steps
+        if every > 0 and done % every == 0 and done != ctx.total_steps:
+            quick = run_evaluation(eval_ctx, state.trainable, main, multiview=False)
+            ctx.writer.write(done, {"top1": quick["top1"], "top5": quick["top5"]}, kind="eval")
+    ctx.checkpointer.wait()
+    ctx.writer.flush()
+    return state
 
-    # --- Evaluate ---
-    results: dict[str, Any] = {"step": int(state.step), "num_train_steps": total_steps}
-    sets = [("main", dataset, class_tokens, eos)]
-    for name, extra in config.eval.extra.items():
-        other = data_input.prepare_eval_dataset(config, extra)
-        ids, other_eos = jax.device_put(
-            class_tokens_for(model_config, other.class_names), replicated
-        )
-        sets.append((name, other, ids, other_eos))
-    for name, ds, ids, ids_eos in sets:
-        for view, enabled in (
-            ("single_view", config.eval.single_view),
-            ("multiview", config.eval.multiview),
-        ):
-            if not enabled:
-                continue
+
+def fetch_finite(
+    pending: list[tuple[int, dict]], checkpointer: checkpoint_lib.Checkpointer
+) -> list[dict]:
+    """The pending steps' metrics on the host; NonFiniteLossError at the first NaN / Inf loss."""
+    fetched = []
+    for at, values in jax.device_get(pending):
+        if not np.isfinite(values["loss"]):
+            checkpointer.wait()
+            raise NonFiniteLossError(
+                f"loss is {values['loss']} at step {at}: training stopped. The last good "
+                f"checkpoint (step {checkpointer.latest_step()}) in "
+                f"{checkpointer.directory} is intact."
+            )
+        fetched.append(values)
+    return fetched
+
+
+def log_window(ctx: TrainContext, done: int, window: list[dict], elapsed: float) -> None:
+    """Means of the window's train metrics (+ steps/s) to metrics.jsonl and the console."""
+    scalars = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+    scalars["steps_per_second"] = len(window) / max(elapsed, 1e-9)
+    ctx.writer.write(done, scalars)
+    log(
+        f"step {done}/{ctx.total_steps}: loss {scalars['loss']:.4f}, "
+        f"acc {scalars['accuracy']:.3f}, lr {scalars['learning_rate']:.2e}, "
+        f"{scalars['steps_per_second']:.2f} steps/s"
+    )
+
+
+def evaluate_all(
+    ctx: EvalContext,
+    trainable: Any,
+    eval_sets: list[EvalSet],
+    writer: MetricWriter,
+    workdir: str,
+    step: int,
+) -> dict[str, Any]:
+    """Every set x enabled view -> {'<set>/<view>': metrics}; metrics at `step`, logs, PNGs."""
+    config = ctx.config
+    results: dict[str, Any] = {}
+    views = [("single_view", config.eval.single_view), ("multiview", config.eval.multiview)]
+    for eval_set in eval_sets:
+        for view in (v for v, enabled in views if enabled):
             start = time.time()
-            metrics = run_evaluation(
-                config,
-                ds,
-                eval_step,
-                state.trainable,
-                frozen,
-                ids,
-                ids_eos,
-                batch_sharding,
-                multiview=view == "multiview",
-            )
-            key = f"{name}/{view}"
+            metrics = run_evaluation(ctx, trainable, eval_set, multiview=view == "multiview")
+            key = f"{eval_set.name}/{view}"
             results[key] = metrics
-            writer.write(
-                int(state.step),
-                {"top1": metrics["top1"], "top5": metrics["top5"]},
-                kind=f"eval/{key}",
-            )
+            scalars = {"top1": metrics["top1"], "top5": metrics["top5"]}
+            writer.write(step, scalars, kind=f"eval/{key}")
             log(
                 f"eval {key}: top1 {metrics['top1']:.4f}, top5 {metrics['top5']:.4f}, "
                 f"mean class acc {metrics['mean_class_accuracy']:.4f} "
@@ -292,37 +416,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if config.eval.confusion_png and jax.process_index() == 0:
                 evaluate_lib.save_confusion_png(
                     np.asarray(metrics["confusion_matrix"]),
-                    ds.class_names,
-                    os.path.join(workdir, f"confusion_{name}_{view}.png"),
-                    f"{name} {view}",
+                    eval_set.dataset.class_names,
+                    os.path.join(workdir, f"confusion_{eval_set.name}_{view}.png"),
+                    f"{eval_set.name} {view}",
                 )
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "eval_results.json"), "w") as f:
-            json.dump(results, f, indent=1)
-        table = evaluate_lib.results_table(results, {name: ds.class_names for name, ds, *_ in sets})
-        log(f"\nResults after {int(state.step)} steps ({workdir}/eval_results.json):\n{table}")
-    checkpointer.close()
-    writer.flush()
     return results
 
 
+def write_results(results: dict[str, Any], eval_sets: list[EvalSet], workdir: str) -> None:
+    """eval_results.json, and the results table on the console (process 0)."""
+    if jax.process_index() != 0:
+        return
+    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    names = {s.name: s.dataset.class_names for s in eval_sets}
+    table = evaluate_lib.results_table(results, names)
+    log(f"\nResults after {results['step']} steps ({workdir}/eval_results.json):\n{table}")
+
+
 def run_evaluation(
-    config: ml_collections.ConfigDict,
-    dataset: data_input.Dataset,
-    eval_step,
-    trainable: Any,
-    frozen: Any,
-    class_tokens: jax.Array,
-    eos: jax.Array,
-    batch_sharding,
-    multiview: bool,
+    ctx: EvalContext, trainable: Any, eval_set: EvalSet, multiview: bool
 ) -> dict[str, Any]:
-    """Every video of the eval split exactly once (padded batches masked out) -> metrics."""
+    """Every video of the set's eval split exactly once (padded batches masked out) -> metrics."""
+    dataset = eval_set.dataset
     scores, labels = [], []
-    batches: Iterator[dict[str, np.ndarray]] = data_input.eval_iterator(config, dataset, multiview)
+    batches: Iterator[dict[str, np.ndarray]] = data_input.eval_iterator(
+        ctx.config, dataset, multiview
+    )
     for local in batches:
-        video = jax.make_array_from_process_local_data(batch_sharding, local["video"])
-        out = eval_step(trainable, frozen, video, class_tokens, eos)
+        video = jax.make_array_from_process_local_data(ctx.batch_sharding, local["video"])
+        out = ctx.eval_step(trainable, ctx.frozen, video, eval_set.class_tokens, eval_set.eos)
         # Labels and masks are gathered from every process; scores come back replicated.
         gathered = data_input.allgather({"label": local["label"], "mask": local["mask"]})
         keep = gathered["mask"].astype(bool)

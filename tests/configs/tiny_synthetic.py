@@ -3,6 +3,8 @@
 --config=tests/configs/tiny_synthetic.py:<dataset_dir>
 """
 
+import ml_collections
+
 from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
 
@@ -29,9 +31,8 @@ def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
     c.allow_random_clip = True
     c.model = tiny_model_config()
     c.data.dataset_dir = dataset_dir
-    c.data.synthetic_if_missing = True
-    c.data.synthetic_num_train = 48
-    c.data.synthetic_num_test = 16
+    c.data.source = "synthetic_motion"
+    c.data.source_settings = ml_collections.ConfigDict(dict(num_train=48, num_test=16, seed=0))
     c.data.crop_size = 32
     c.data.flip = False
     c.train.batch_size = 8

@@ -14,7 +14,8 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from motion_clip_jax.models.video_clip import class_tokens_for, init_video_clip  # noqa: E402
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
+from motion_clip_jax.models.video_clip import init_video_clip  # noqa: E402
 from motion_clip_jax.train import mesh as mesh_lib  # noqa: E402
 from motion_clip_jax.train import steps as steps_lib  # noqa: E402
 from motion_clip_jax.train.optim import make_optimizer  # noqa: E402
@@ -52,14 +53,16 @@ def run(data: int, model_size: int, num_steps: int, out: str):
         )
     )
     tx, schedule = make_optimizer(optim, num_steps)
-    state = steps_lib.TrainState.create(trainable, tx, seed=0)
+    state = steps_lib.TrainState.create(trainable, tx)
     replicated = mesh_lib.replicated(mesh)
     state_shardings = jax.tree_util.tree_map(lambda _: replicated, state)
     frozen_shardings = mesh_lib.param_shardings(frozen, mesh, min_size=1024)
     state = jax.device_put(state, state_shardings)
     frozen = jax.device_put(frozen, frozen_shardings)
     ids, eos = jax.device_put(
-        class_tokens_for(config, ["moving left", "moving right", "growing", "rotating clockwise"]),
+        class_prompt_tokens(
+            config, ["moving left", "moving right", "growing", "rotating clockwise"]
+        ),
         replicated,
     )
     step_fn = steps_lib.make_train_step(

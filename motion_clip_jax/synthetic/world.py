@@ -8,8 +8,10 @@ distribution of frame SETS and differ only in order. Rotating clips use squares 
 
 `render_static_frames` draws single frames from the same renderer with their attributes and a
 caption, for pretraining a small image tower (shape, colour, position, size, angle).
-`write_synthetic_dataset` stores train / test clips in the project's record format (records.py),
-so the pipeline reads them like any real dataset.
+`write_synthetic_dataset` stores train / test clips in the project's record format
+(motion_clip_jax/data/records.py), so the pipeline reads them like any real dataset; its
+manifest.json records the order pairs (`class_pairs`), from which the trainer reports within-pair
+accuracy. `provide_dataset` is the engine's data source "synthetic_motion" (train/providers.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 import time
 
 import numpy as np
+
+from motion_clip_jax.train.providers import provider
 
 CLASS_NAMES = (
     "moving left",
@@ -30,6 +34,8 @@ CLASS_NAMES = (
     "growing",
     "shrinking",
 )
+# (first, second) label of every order pair: the second class is the first played backwards.
+CLASS_PAIRS = tuple((i, i + 1) for i in range(0, len(CLASS_NAMES), 2))
 SHAPES = ("square", "circle", "triangle")
 # Named object colours (captions use the names); each draw adds +-20 jitter per channel.
 COLOURS = {
@@ -347,7 +353,7 @@ def write_synthetic_dataset(
         class_names=CLASS_NAMES,
         shard_lengths=shard_lengths,
         shard_bytes=shard_bytes,
-        description="Synthetic motion clips (motion_clip_jax.data.synthetic).",
+        description="Synthetic motion clips (motion_clip_jax.synthetic.world).",
     )
     manifest_lib.write_manifest(
         dataset_dir,
@@ -355,9 +361,10 @@ def write_synthetic_dataset(
             "name": name,
             "version": records.VERSION,
             "layout": "synthetic",
-            "source": "motion_clip_jax.data.synthetic.make_motion_clips",
+            "source": "motion_clip_jax.synthetic.world.make_motion_clips",
             "options": options,
             "class_names": list(CLASS_NAMES),
+            "class_pairs": [list(pair) for pair in CLASS_PAIRS],
             "splits": splits,
             "skipped": [],
             "partial": [],
@@ -365,3 +372,39 @@ def write_synthetic_dataset(
         },
     )
     return dataset_dir
+
+
+@provider(num_train=800, num_test=400, seed=0)
+def provide_dataset(settings: dict, *, dataset_dir: str, frame_size: int, num_frames: int) -> None:
+    """Data source "synthetic_motion": writes the dataset into `dataset_dir` (<root>/<name>) when
+    that folder holds no dataset, frames of `frame_size` px and `num_frames` long.
+
+    An existing folder is used as it is; a synthetic manifest written before manifests recorded
+    `class_pairs` gets them added, so its runs still report within-pair accuracy.
+    """
+    from motion_clip_jax.data import manifest as manifest_lib
+    from motion_clip_jax.data import source
+
+    try:
+        existing = source.resolve_dataset_dir(dataset_dir)
+    except (FileNotFoundError, ValueError):
+        existing = None
+    if existing is not None:
+        try:
+            manifest = manifest_lib.read_manifest(existing)
+        except FileNotFoundError:
+            return
+        if manifest.get("layout") == "synthetic" and "class_pairs" not in manifest:
+            manifest["class_pairs"] = [list(pair) for pair in CLASS_PAIRS]
+            manifest_lib.write_manifest(existing, manifest)
+        return
+    print(f"Writing the synthetic motion dataset to {dataset_dir} ...", flush=True)
+    write_synthetic_dataset(
+        os.path.dirname(os.path.abspath(dataset_dir)) or ".",
+        name=os.path.basename(os.path.normpath(dataset_dir)),
+        num_train=settings["num_train"],
+        num_test=settings["num_test"],
+        seed=settings["seed"],
+        size=frame_size,
+        num_frames=num_frames,
+    )

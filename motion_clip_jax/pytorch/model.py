@@ -1,15 +1,17 @@
-"""The whole video model in pure PyTorch, for models exported by `motion_clip_jax.export_torch`.
+"""The whole video model in pure PyTorch, for models exported by `motion_clip_jax.pytorch.export`.
 
   model, info = load_exported("model.pt")
   logits = model(video, info["class_names"])        # video (B, T, 3, H, W), CLIP-normalised
 
 Imports torch, NumPy and the project's tokenizer only (no JAX, Flax or TensorFlow), so a trained
-model runs wherever PyTorch does. It computes what `models/video_clip.py` computes (DESIGN §1,
-docs/model.md): frozen CLIP image tower per frame -> MMB (spatial + motion streams) -> prompts
+model runs wherever PyTorch does. It computes what `models/video_clip.py` computes (docs/model.md): frozen CLIP image tower per frame -> MMB (spatial + motion streams) -> prompts
 (hand-crafted, learned or motion-aware) through the frozen CLIP text tower -> MCB -> cosine / tau.
 
-Layout: video is (B, T, 3, H, W) (PyTorch's channels-first frames; `video_io.load_views` gives
+Layout: video is (B, T, 3, H, W) (PyTorch's channels-first frames; `inference.video.load_views` gives
 channels-last (V, T, H, W, 3): permute(0, 1, 4, 2, 3)). Computation is float32.
+
+The spec it reads (fields, variants, motion pairs, prompt rows and how context enters them) is
+`motion_clip_jax.core`, the same code the Flax model runs.
 
 Parameter names: `clip.*` is OpenAI's CLIP layout (the dict `clip.model.build_model` accepts);
 the added modules mirror the Flax tree: `mmb.temporal_embedding`, `mmb.spatial.block_0.attn.query
@@ -26,44 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motion_clip_jax.class_prompts import prepare_class_tokens
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
+from motion_clip_jax.core.clip_spec import CLIPConfig
 
 FORMAT = "motion_clip_jax.torch.v1"
-
-# The model-config fields this module reads (docs/model.md has their meaning).
-CONFIG_FIELDS = (
-    "num_frames",
-    "spatial_stream",
-    "motion_stream",
-    "motion_step",
-    "mmb_depth",
-    "mmb_heads",
-    "mmb_mlp_ratio",
-    "prompts",
-    "n_ctx",
-    "ctx_init",
-    "adapter_reduction",
-    "adapter_activation",
-    "text_context",
-    "mcb",
-    "mcb_heads",
-    "mcb_qkv_dim",
-    "mcb_pooled_keys",
-    "temperature",
-)
-CLIP_FIELDS = (
-    "embed_dim",
-    "image_resolution",
-    "vision_layers",
-    "vision_width",
-    "vision_patch_size",
-    "context_length",
-    "vocab_size",
-    "transformer_width",
-    "transformer_layers",
-    "vision_heads",
-    "transformer_heads",
-)
 
 
 class ExportError(ValueError):
@@ -74,13 +43,9 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "quick_gelu": quick_gelu}
-
-
-# ----------------------------------------------------------------------------- class tokens
-
-
-class_tokens = prepare_class_tokens  # the JAX side's rows, from the Flax-free module
+_IMPLEMENTATIONS = {"relu": F.relu, "gelu": F.gelu, "quick_gelu": quick_gelu}
+# Keyed by the spec's names: a name the spec adds without an implementation fails at import.
+ACTIVATIONS = {name: _IMPLEMENTATIONS[name] for name in model_spec.ADAPTER_ACTIVATIONS}
 
 
 # ----------------------------------------------------------------------------- CLIP (OpenAI layout)
@@ -260,13 +225,6 @@ class TransformerStack(nn.Module):
         return x
 
 
-def motion_pairs(num_frames: int, max_step: int) -> tuple[list[int], list[int]]:
-    """Pairs (i, j), i < j, j - i <= s, ordered by step then i -> (i list, j list), length L."""
-    i_idx = [i for k in range(1, max_step + 1) for i in range(num_frames - k)]
-    j_idx = [i + k for k in range(1, max_step + 1) for i in range(num_frames - k)]
-    return i_idx, j_idx
-
-
 class MotionModelingBlock(nn.Module):
     """(B, T, D) frame features -> {'V': (B, D), 'S': (B, T, D) | None, 'M': (B, L, D) | None}."""
 
@@ -279,7 +237,7 @@ class MotionModelingBlock(nn.Module):
             self.temporal_embedding = nn.Parameter(torch.empty(t, width))
             self.spatial = stack()
         if self.motion_stream:
-            self.pairs = motion_pairs(t, c["motion_step"])
+            self.pairs = tuple(p.tolist() for p in model_spec.motion_pairs(t, c["motion_step"]))
             self.pair_embedding = nn.Parameter(torch.empty(len(self.pairs[0]), width))
             self.motion = stack()
 
@@ -378,14 +336,8 @@ class VideoCLIP(nn.Module):
 
     def class_tokens(self, class_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """K class names -> (ids (K, L), eos (K,)) int64 tensors with the config's phrase."""
-        c = self.config
-        ids, eos = class_tokens(
-            class_names,
-            c["ctx_init"],
-            c["n_ctx"],
-            c["text_context"],
-            self.clip.positional_embedding.shape[0],
-        )
+        context_length = self.clip.positional_embedding.shape[0]
+        ids, eos = class_prompt_tokens(self.config, class_names, context_length)
         return torch.from_numpy(ids).long(), torch.from_numpy(eos).long()
 
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
@@ -404,29 +356,9 @@ class VideoCLIP(nn.Module):
         self, ids: torch.Tensor, eos: torch.Tensor, motion: torch.Tensor | None
     ) -> torch.Tensor:
         """(K, L) ids, (K,) eos, motion (B, D) -> (K, D), or (B, K, D) for motion-aware prompts."""
-        c = self.config
         embeddings = self.clip.token_embedding(ids)  # (K, L, Wt)
-        if c["prompts"] == "handcrafted":
-            return self.clip.encode_text_embeddings(embeddings, eos)
-        h = c["n_ctx"]
-        ctx = self.prompt(motion)
-        k, length, width = embeddings.shape
-        if ctx.ndim == 2:
-            rows = torch.cat(
-                [embeddings[:, :1], ctx.expand(k, h, width), embeddings[:, 1 + h :]], dim=1
-            )
-            return self.clip.encode_text_embeddings(rows, eos)
-        b = ctx.shape[0]
-        rows = torch.cat(
-            [
-                embeddings[None, :, :1].expand(b, k, 1, width),
-                ctx[:, None].expand(b, k, h, width),
-                embeddings[None, :, 1 + h :].expand(b, k, length - 1 - h, width),
-            ],
-            dim=2,
-        )
-        feats = self.clip.encode_text_embeddings(rows.reshape(b * k, length, width), eos.repeat(b))
-        return feats.reshape(b, k, -1)
+        ctx = None if self.config["prompts"] == "handcrafted" else self.prompt(motion)
+        return prompt_features(embeddings, eos, ctx, self.clip.encode_text_embeddings, torch)
 
     def logits_from_features(
         self, frames: torch.Tensor, ids: torch.Tensor, eos: torch.Tensor
@@ -437,9 +369,7 @@ class VideoCLIP(nn.Module):
         text = self.text_features(ids, eos, motion)
         v, t = video["V"], text
         if self.config["mcb"]:
-            tokens = [x for x in (video["S"], video["M"]) if x is not None]
-            tokens = torch.cat(tokens, dim=1) if tokens else v[:, None]
-            t, v = self.mcb(text, v, tokens)
+            t, v = self.mcb(text, v, model_spec.video_tokens(video, torch))
         return cosine_logits(v, t, self.config["temperature"])
 
     def forward(self, video: torch.Tensor, classes) -> torch.Tensor:
@@ -453,27 +383,19 @@ class VideoCLIP(nn.Module):
 # ----------------------------------------------------------------------------- loading
 
 
-def _require(mapping: Any, fields: Sequence[str], what: str, path: str) -> dict[str, Any]:
-    if not isinstance(mapping, Mapping):
-        raise ExportError(f"{path}: {what} is {type(mapping).__name__}, not a dict")
-    missing = [f for f in fields if f not in mapping]
-    if missing:
-        raise ExportError(f"{path}: {what} lacks the fields {missing}")
-    return dict(mapping)
-
-
 def build_model(info: Mapping[str, Any], path: str = "<export>") -> VideoCLIP:
-    """An uninitialised VideoCLIP for an export's 'model_config' and 'clip_config'."""
-    model_config = _require(info.get("model_config"), CONFIG_FIELDS, "model_config", path)
-    clip_config = _require(info.get("clip_config"), CLIP_FIELDS, "clip_config", path)
-    if model_config["prompts"] not in ("handcrafted", "learned", "motion_aware"):
-        raise ExportError(f"{path}: model_config prompts={model_config['prompts']!r} is unknown")
-    if model_config["adapter_activation"] not in ACTIVATIONS:
-        raise ExportError(
-            f"{path}: model_config adapter_activation={model_config['adapter_activation']!r} "
-            f"is unknown; known: {sorted(ACTIVATIONS)}"
-        )
-    return VideoCLIP(model_config, clip_config)
+    """An uninitialised VideoCLIP for an export's 'model_config' and 'clip_config', both checked
+    by the spec the JAX side uses (`core.model_spec.validate`, `CLIPConfig`)."""
+    model_config, clip_config = info.get("model_config"), info.get("clip_config")
+    for what, value in (("model_config", model_config), ("clip_config", clip_config)):
+        if not isinstance(value, Mapping):
+            raise ExportError(f"{path}: {what} is {type(value).__name__}, not a dict")
+    try:
+        model_spec.validate(model_config)
+        clip = CLIPConfig.from_dict(dict(clip_config)).to_dict()
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"{path}: {e}") from None
+    return VideoCLIP(model_config, clip)
 
 
 def load_exported(

@@ -1,16 +1,21 @@
-"""Host-side token rows of the class prompts: numpy and the tokenizer only (no JAX, no torch).
+"""The class prompts: their token rows (host side) and how learned context enters them.
 
 Every class becomes [SOT] p_1..p_H [class tokens] [.] [EOT], p_1..p_H the tokens of the context
-phrase; the JAX model (models/prompts.py) and the PyTorch model (torch_model.py) both use these rows.
+phrase. Hand-crafted prompts use the row as it is; learned and motion-aware prompts put their
+context vectors in slots 1..H (`prompt_features`). The Flax model and the pure-PyTorch model both
+run this code: the array functions take the framework's namespace (`jax.numpy` or `torch`).
+NumPy and the tokenizer only; no JAX or torch import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from motion_clip_jax.tokenizer import CONTEXT_LENGTH, EOT_TOKEN, get_tokenizer, tokenize
+from motion_clip_jax.core.tokenizer import CONTEXT_LENGTH, EOT_TOKEN, get_tokenizer, tokenize
 
 
 def prompt_text(ctx_init: str, class_name: str) -> str:
@@ -18,24 +23,23 @@ def prompt_text(ctx_init: str, class_name: str) -> str:
     return f"{ctx_init} {class_name}."
 
 
-def prepare_class_tokens(
+def class_prompt_tokens(
+    fields: Mapping[str, Any],
     class_names: Sequence[str],
-    ctx_init: str,
-    n_ctx: int,
-    text_context: str = "shortest",
     context_length: int = CONTEXT_LENGTH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token rows of the K class prompts, computed once per class list on the host.
 
     Args:
+      fields: the model config (any mapping) or a dict with its prompt fields: `ctx_init` (the
+        context phrase; its tokens fill slots 1..H), `n_ctx` (H; must equal the phrase's token
+        count), `text_context` ("shortest" cuts every row after the last EOT of the K rows, exact
+        because the text tower is causal and read at EOT; "full" keeps `context_length` tokens).
       class_names: K readable class names ("brush hair").
-      ctx_init: the context phrase; its tokens fill slots 1..H.
-      n_ctx: H; must equal the phrase's token count.
-      text_context: "shortest" cuts every row after the last EOT of the K rows (exact: the text
-        tower is causal and read at EOT); "full" keeps `context_length` tokens.
     Returns:
       ids (K, L) int32 and eos (K,) int32, the EOT position of each row.
     """
+    ctx_init, n_ctx, text_context = fields["ctx_init"], fields["n_ctx"], fields["text_context"]
     if isinstance(class_names, str) or not len(class_names):
         raise ValueError(f"class_names must be a non-empty sequence of str, got {class_names!r}")
     for k, name in enumerate(class_names):
@@ -70,3 +74,42 @@ def prepare_class_tokens(
     if text_context == "shortest":
         ids = ids[:, : int(eos.max()) + 1]
     return np.ascontiguousarray(ids), eos
+
+
+def prompt_features(
+    embeddings: Any,
+    eos: Any,
+    ctx: Any | None,
+    encode: Callable[[Any, Any], Any],
+    xp: ModuleType,
+) -> Any:
+    """Prompt features through the text tower, with learned context in slots 1..H.
+
+    Args:
+      embeddings: (K, L, Wt) frozen token embeddings of the class rows.
+      eos: (K,) EOT positions.
+      ctx: None (hand-crafted prompts), (H, Wt) shared context, or (B, H, Wt) per-video context.
+      encode: the text tower, (N, L, Wt) embeddings and (N,) eos -> (N, D).
+      xp: the array namespace, `jax.numpy` or `torch` (concatenate, broadcast_to, tile).
+    Returns:
+      (K, D), or (B, K, D) for per-video context.
+    """
+    if ctx is None:
+        return encode(embeddings, eos)
+    k, length, width = embeddings.shape
+    h = ctx.shape[-2]
+    lead = tuple(ctx.shape[:-2])  # () or (B,)
+    shape = lambda n: (*lead, k, n, width)
+    rows = xp.concatenate(
+        [
+            xp.broadcast_to(embeddings[:, :1], shape(1)),
+            xp.broadcast_to(ctx[..., None, :, :], shape(h)),
+            xp.broadcast_to(embeddings[:, 1 + h :], shape(length - 1 - h)),
+        ],
+        -2,
+    )
+    if not lead:
+        return encode(rows, eos)
+    b = lead[0]
+    feats = encode(rows.reshape(b * k, length, width), xp.tile(eos, (b,)))
+    return feats.reshape(b, k, -1)

@@ -2,7 +2,7 @@
 
 The JAX side builds each model (tiny CLIP, random params), exports it with the function the CLI
 uses and computes its logits; ONE subprocess that never imports JAX (asserted)
-loads every export with `torch_model.load_exported` and computes its logits, and also checks the
+loads every export with `pytorch.model.load_exported` and computes its logits, and also checks the
 exported CLIP against OpenAI's own `clip/model.py`.
 """
 
@@ -18,14 +18,16 @@ import numpy as np
 import pytest
 import torch
 
-from motion_clip_jax import export_torch, torch_model
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models.clip import init_clip
 from motion_clip_jax.models.video_clip import (
     build_model,
-    class_tokens_for,
     init_trainable,
 )
+from motion_clip_jax.pytorch import export as export_torch
+from motion_clip_jax.pytorch import model as torch_model
 
 from .conftest import REPO_ROOT
 
@@ -42,7 +44,7 @@ def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
     """Parameter configs: every variant, and switches no named variant uses (CoOp prompts +
     pooled SMA keys; motion stream alone, two blocks of MLP ratio 0.5, a quick-GELU adapter,
     T = 5 with s = 4, a 3-token phrase)."""
-    models = {variant: config_lib.model_config(variant, **TINY) for variant in config_lib.VARIANTS}
+    models = {variant: config_lib.model_config(variant, **TINY) for variant in model_spec.VARIANTS}
     models["learned+pooled_keys"] = config_lib.model_config(
         "full", prompts="learned", mcb_pooled_keys=True, **TINY
     )
@@ -62,8 +64,8 @@ def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
 def _cases() -> dict[str, tuple[str, str]]:
     """Case name -> (model, text_context): every variant in both text contexts (the same params
     give the same logits either way; each context is exported and checked on its own)."""
-    cases = {f"{v}/{c}": (v, c) for v in config_lib.VARIANTS for c in config_lib.TEXT_CONTEXTS}
-    cases.update({m: (m, "shortest") for m in _models() if m not in config_lib.VARIANTS})
+    cases = {f"{v}/{c}": (v, c) for v in model_spec.VARIANTS for c in model_spec.TEXT_CONTEXTS}
+    cases.update({m: (m, "shortest") for m in _models() if m not in model_spec.VARIANTS})
     return cases
 
 
@@ -98,7 +100,7 @@ TORCH_SIDE = r"""
 import importlib.util, json, os, pathlib, sys
 import numpy as np
 import torch
-from motion_clip_jax import torch_model
+from motion_clip_jax.pytorch import model as torch_model
 
 manifest = json.load(open(sys.argv[1]))
 results = {"errors": {}, "ids_equal": {}, "logit_range": {}}
@@ -131,7 +133,7 @@ reference.load_state_dict(payload["clip"], strict=True)
 ours = torch_model.load_exported(manifest["reference_export"])[0].clip
 torch.manual_seed(0)
 images = torch.randn(3, 3, c["image_resolution"], c["image_resolution"])
-from motion_clip_jax.tokenizer import tokenize
+from motion_clip_jax.core.tokenizer import tokenize
 text = torch.from_numpy(tokenize(["a photo of a cat", "brush hair", "x"])).long()
 with torch.no_grad():
     for what, a, b in (("image", ours.encode_image(images), reference.encode_image(images)),
@@ -165,7 +167,7 @@ def parity(tmp_path_factory, clip_params):
         config = _with_context(models[model_name], text_context)
         res = config_lib.clip_config_of(config).image_resolution
         video = rng.normal(size=(2, config.num_frames, res, res, 3)).astype(np.float32)
-        ids, eos = class_tokens_for(config, CLASS_NAMES)
+        ids, eos = class_prompt_tokens(config, CLASS_NAMES)
         logits = np.asarray(
             model.apply({"params": {**frozen, **trainable}}, video, ids, eos), np.float32
         )

@@ -1,13 +1,16 @@
 """Contrastive (CLIP-style) pretraining of the synthetic world's tiny CLIP, and its cache.
 
-A random-weight tower's frame feature carries no object position (DESIGN §8), so the demo freezes a
-tiny CLIP pretrained here: symmetric InfoNCE between static synthetic frames
-(`synthetic.render_static_frames`) and captions naming shape, colour, position, size and tilt.
+A random-weight tower's frame feature carries no object position (linear-probe R^2 about 0, see
+docs/pretrain_clip.md), so the demo freezes a tiny CLIP pretrained here: symmetric InfoNCE between
+static synthetic frames (`world.render_static_frames`) and captions naming shape, colour,
+position, size and tilt.
 
 Equal captions in one batch are not negatives of each other: the targets are soft, uniform over
 every column whose caption equals the row's (plain CLIP would push equal pairs apart).
 
-    python -m motion_clip_jax.train.pretrain_clip --cache_dir /tmp/tiny_clip
+    python -m motion_clip_jax.synthetic.pretrain_clip --cache_dir /tmp/tiny_clip
+
+`provide_clip` is the engine's CLIP source "synthetic_tiny_clip" (motion_clip_jax/train/providers.py).
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ import numpy as np
 import optax
 
 from motion_clip_jax.convert import flax_file
-from motion_clip_jax.data import synthetic
+from motion_clip_jax.core.tokenizer import tokenize
+from motion_clip_jax.core.video import CLIP_MEAN, CLIP_STD
 from motion_clip_jax.models.clip import CLIP, CLIPConfig, clip_config, init_clip
-from motion_clip_jax.tokenizer import tokenize
+from motion_clip_jax.synthetic import world
+from motion_clip_jax.train.providers import provider
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Bump when the recipe changes in a way the settings do not show: old cache files become stale.
 RECIPE_VERSION = 1
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) to 100
@@ -82,7 +85,7 @@ def _cell(value: float, bins: int) -> int:
 
 
 def rich_caption(shape: str, colour: str, x: float, y: float, extent: float, angle: float) -> str:
-    """A finer caption than `synthetic.caption`: 8x8 grid cell, 3 sizes, tilt in 4 steps.
+    """A finer caption than `world.caption`: 8x8 grid cell, 3 sizes, tilt in 4 steps.
 
     x, y: centre relative to the side; extent relative to the side; angle in degrees clockwise.
     E.g. "small red square tipped row 1 column h" (row 1 is the top, column a the left).
@@ -101,7 +104,7 @@ def rich_caption(shape: str, colour: str, x: float, y: float, extent: float, ang
 
 def captions_for(attributes: dict[str, np.ndarray], style: str) -> list[str]:
     """Captions (N,) of frames from `render_static_frames`' attributes, in `style` (CAPTION_STYLES)."""
-    colours = list(synthetic.COLOURS)
+    colours = list(world.COLOURS)
     rows = zip(
         attributes["shape"],
         attributes["colour"],
@@ -111,13 +114,9 @@ def captions_for(attributes: dict[str, np.ndarray], style: str) -> list[str]:
         attributes["angle"],
     )
     if style == "plain":
-        return [
-            synthetic.caption(synthetic.SHAPES[s], colours[c], x, y, e) for s, c, x, y, e, _ in rows
-        ]
+        return [world.caption(world.SHAPES[s], colours[c], x, y, e) for s, c, x, y, e, _ in rows]
     if style == "rich":
-        return [
-            rich_caption(synthetic.SHAPES[s], colours[c], x, y, e, a) for s, c, x, y, e, a in rows
-        ]
+        return [rich_caption(world.SHAPES[s], colours[c], x, y, e, a) for s, c, x, y, e, a in rows]
     raise ValueError(f"caption_style={style!r}: must be one of {CAPTION_STYLES}")
 
 
@@ -257,7 +256,7 @@ def pretrain_tiny_clip(
     log = log_fn or (lambda _: None)
     config = clip_config(clip_preset, image_resolution=size)
     start = time.time()
-    frames, _, attributes = synthetic.render_static_frames(pool_size, seed=seed, size=size)
+    frames, _, attributes = world.render_static_frames(pool_size, seed=seed, size=size)
     caption_ids, tokens = caption_tokens(captions_for(attributes, caption_style))
     log(
         f"pretrain_clip: {pool_size} frames ({caption_ids.max() + 1} distinct {caption_style} "
@@ -397,6 +396,19 @@ def get_or_pretrain_tiny_clip(
     return path
 
 
+@provider(cache_dir="", pretrain_steps=-1)
+def provide_clip(settings: dict, *, image_size: int, seed: int, log: Callable[[str], Any]) -> str:
+    """CLIP source "synthetic_tiny_clip": the cached tiny CLIP of `image_size` px pretrained with
+    `seed` (pretrained now if missing). Settings: cache_dir (required), pretrain_steps (> 0:
+    fewer steps, for tests; -1: the default run)."""
+    if not settings["cache_dir"]:
+        raise ValueError("config.clip_source_settings.cache_dir: set it to the tiny CLIP's cache")
+    options = {"size": image_size}
+    if settings["pretrain_steps"] > 0:
+        options["steps"] = settings["pretrain_steps"]
+    return get_or_pretrain_tiny_clip(settings["cache_dir"], seed=seed, log_fn=log, **options)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache_dir", required=True, help="folder of the cached msgpack")
@@ -406,11 +418,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
     parser.add_argument("--pool_size", type=int, default=DEFAULT_POOL_SIZE)
     parser.add_argument("--caption_style", choices=CAPTION_STYLES, default="rich")
-    parser.add_argument(
-        "--probe",
-        action="store_true",
-        help="also probe it and a random-init CLIP of the same config; print JSON",
-    )
     args = parser.parse_args(argv)
     path = get_or_pretrain_tiny_clip(
         args.cache_dir,
@@ -422,19 +429,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         caption_style=args.caption_style,
     )
     print(path)
-    if args.probe:
-        from motion_clip_jax.train import probe
-
-        pretrained = flax_file.load_clip(path)
-        towers = {"pretrained": pretrained, "random": init_clip(pretrained[0].config, args.seed)}
-        results = {
-            name: {
-                "frame_probe": probe.frame_probe(module, variables),
-                "motion_probe": probe.motion_probe(module, variables),
-            }
-            for name, (module, variables) in towers.items()
-        }
-        print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,18 +4,26 @@
 R^2 of x, y, size and tilt, accuracy of shape and colour. `motion_probe`: heads on the frozen
 per-frame features of motion clips, order-blind (mean over frames) vs ordered (frames
 concatenated in order) vs frame differences; within-pair accuracy tells order apart (chance 50%).
+
+    python -m motion_clip_jax.synthetic.probe --cache_dir /tmp/tiny_clip   # pretrained vs random
+
+prints both probes of the cached (pretrained if missing) tiny CLIP and of a random-init CLIP of
+the same config, as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from motion_clip_jax.data import synthetic
-from motion_clip_jax.models.clip import CLIP
-from motion_clip_jax.train.pretrain_clip import normalize_frames
+from motion_clip_jax.convert import flax_file
+from motion_clip_jax.models.clip import CLIP, init_clip
+from motion_clip_jax.synthetic import pretrain_clip, world
 
 RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 # Rotational symmetry order of each shape: a turn of 360/k degrees looks the same.
@@ -26,7 +34,9 @@ def encode_frames(
     module: CLIP, variables: dict[str, Any], frames: np.ndarray, batch_size: int = 1024
 ) -> np.ndarray:
     """uint8 frames (N, H, W, 3) -> float32 features (N, D) (projected class token)."""
-    encode = jax.jit(lambda v, x: module.apply(v, normalize_frames(x), method=CLIP.encode_image))
+    encode = jax.jit(
+        lambda v, x: module.apply(v, pretrain_clip.normalize_frames(x), method=CLIP.encode_image)
+    )
     n = len(frames)
     out = []
     for start in range(0, n, batch_size):
@@ -109,7 +119,7 @@ def frame_probe(
             f"frame_probe needs n >= 100 and 0 < test_fraction < 1; got {n}, {test_fraction}"
         )
     size = module.config.image_resolution
-    frames, _, attributes = synthetic.render_static_frames(n, seed=seed, size=size)
+    frames, _, attributes = world.render_static_frames(n, seed=seed, size=size)
     features = encode_frames(module, variables, frames)
     n_train = n - int(round(test_fraction * n))
     train, test = slice(0, n_train), slice(n_train, n)
@@ -119,14 +129,14 @@ def frame_probe(
         target = attributes[name][:, None]
         pred, _ = ridge_probe(features[train], target[train], features[test], r2_score)
         results[f"{name}_r2"] = r2_score(target[test], pred)
-    for name, classes in (("shape", len(synthetic.SHAPES)), ("colour", len(synthetic.COLOURS))):
+    for name, classes in (("shape", len(world.SHAPES)), ("colour", len(world.COLOURS))):
         target = np.eye(classes)[attributes[name]]
         pred, _ = ridge_probe(features[train], target[train], features[test], _one_hot_accuracy)
         results[f"{name}_acc"] = _one_hot_accuracy(target[test], pred)
 
     order = np.zeros(n)
     for shape_name, k in _SYMMETRY_ORDER.items():
-        order[attributes["shape"] == synthetic.SHAPES.index(shape_name)] = k
+        order[attributes["shape"] == world.SHAPES.index(shape_name)] = k
     theta = np.deg2rad(attributes["angle"]) * order
     tilt = np.stack([np.cos(theta), np.sin(theta)], axis=1)
     turns = order > 0  # a circle has no visible tilt
@@ -160,7 +170,7 @@ def within_pair_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, fl
     first = np.take_along_axis(scores, (2 * pair)[:, None], 1)[:, 0]
     second = np.take_along_axis(scores, (2 * pair + 1)[:, None], 1)[:, 0]
     correct = np.where(labels % 2 == 0, first > second, second > first)
-    names = synthetic.CLASS_NAMES
+    names = world.CLASS_NAMES
     return {
         f"{names[2 * p]}/{names[2 * p + 1]}": (
             float(correct[pair == p].mean()) if (pair == p).any() else float("nan")
@@ -186,13 +196,13 @@ def motion_probe(
     size = module.config.image_resolution
     splits = {}
     for split, count, split_seed in (("train", n_train, 2 * seed), ("test", n_test, 2 * seed + 1)):
-        clips, labels = synthetic.make_motion_clips(
+        clips, labels = world.make_motion_clips(
             count, seed=split_seed, num_frames=num_frames, size=size
         )
         flat = encode_frames(module, variables, clips.reshape(-1, *clips.shape[2:]))
         splits[split] = (clip_views(flat.reshape(count, num_frames, -1)), labels)
     (train_views, y_train), (test_views, y_test) = splits["train"], splits["test"]
-    classes = len(synthetic.CLASS_NAMES)
+    classes = len(world.CLASS_NAMES)
     results = {}
     for view in train_views:
         scores, penalty = ridge_probe(
@@ -206,3 +216,26 @@ def motion_probe(
             "ridge_penalty": penalty,
         }
     return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache_dir", required=True, help="folder of the cached msgpack")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=pretrain_clip.DEFAULT_STEPS)
+    args = parser.parse_args(argv)
+    path = pretrain_clip.get_or_pretrain_tiny_clip(args.cache_dir, seed=args.seed, steps=args.steps)
+    pretrained = flax_file.load_clip(path)
+    towers = {"pretrained": pretrained, "random": init_clip(pretrained[0].config, args.seed)}
+    results = {
+        name: {
+            "frame_probe": frame_probe(module, variables),
+            "motion_probe": motion_probe(module, variables),
+        }
+        for name, (module, variables) in towers.items()
+    }
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

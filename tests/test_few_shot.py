@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from data_prep import few_shot as few_shot_cli
-from motion_clip_jax.data import fewshot, pipeline, source, synthetic
+from motion_clip_jax.data import few_shot, pipeline, source
+from motion_clip_jax.synthetic import world
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +41,7 @@ def _reference_draw(rows, k: int, seed: int) -> list[tuple[str, int]]:
 def test_draw_matches_reference_rule(k):
     rows = _train_list()
     for seed in range(3):
-        drawn = fewshot.draw_few_shot(rows, k, seed)
+        drawn = few_shot.draw_few_shot(rows, k, seed)
         assert drawn == _reference_draw(rows, k, seed)
         assert [label for _, label in drawn] == sorted([c for c in range(5)] * k)
         assert len({v for v, _ in drawn}) == 5 * k
@@ -49,20 +50,20 @@ def test_draw_matches_reference_rule(k):
 def test_draw_is_pure_and_nested():
     rows = _train_list()
     shuffled = list(reversed(rows))
-    assert fewshot.draw_few_shot(rows, 4, 7) == fewshot.draw_few_shot(shuffled, 4, 7)
-    assert fewshot.draw_few_shot(rows, 4, 7) != fewshot.draw_few_shot(rows, 4, 8)
-    two, four = fewshot.draw_few_shot(rows, 2, 7), fewshot.draw_few_shot(rows, 4, 7)
+    assert few_shot.draw_few_shot(rows, 4, 7) == few_shot.draw_few_shot(shuffled, 4, 7)
+    assert few_shot.draw_few_shot(rows, 4, 7) != few_shot.draw_few_shot(rows, 4, 8)
+    two, four = few_shot.draw_few_shot(rows, 2, 7), few_shot.draw_few_shot(rows, 4, 7)
     assert set(two) <= set(four)
-    draws = fewshot.draw_many(rows, 2)
+    draws = few_shot.draw_many(rows, 2)
     assert sorted(draws) == list(range(10)) and len({tuple(d) for d in draws.values()}) == 10
 
 
 def test_draw_is_the_same_in_another_interpreter():
     """No dependence on Python's per-process hash seed (PYTHONHASHSEED) or set order."""
     code = (
-        "from motion_clip_jax.data import fewshot\n"
+        "from motion_clip_jax.data import few_shot\n"
         "rows = [(f'c{c}/video_{i:03d}', c) for c in range(5) for i in range(12)]\n"
-        "print(fewshot.draw_few_shot(rows, 3, 11))\n"
+        "print(few_shot.draw_few_shot(rows, 3, 11))\n"
     )
     outputs = set()
     for hash_seed in ("1", "2"):
@@ -71,45 +72,45 @@ def test_draw_is_the_same_in_another_interpreter():
                                 text=True, check=True)  # fmt: skip
         outputs.add(result.stdout)
     rows = [(f"c{c}/video_{i:03d}", c) for c in range(5) for i in range(12)]
-    assert outputs == {f"{fewshot.draw_few_shot(rows, 3, 11)}\n"}
+    assert outputs == {f"{few_shot.draw_few_shot(rows, 3, 11)}\n"}
 
 
 def test_too_few_videos_names_the_class():
     rows = [r for r in _train_list(per_class=5) if r[0] not in ("c2/video_000", "c2/video_001")]
     with pytest.raises(ValueError, match=r"class 2 'c two' has 3 training videos, fewer than k=4"):
-        fewshot.draw_few_shot(rows, 4, 0, class_names=["a", "b", "c two", "d", "e"])
+        few_shot.draw_few_shot(rows, 4, 0, class_names=["a", "b", "c two", "d", "e"])
     with pytest.raises(ValueError, match="class 5 has 0 training videos"):
-        fewshot.draw_few_shot(rows, 1, 0, num_classes=6)
+        few_shot.draw_few_shot(rows, 1, 0, num_classes=6)
     with pytest.raises(ValueError, match="appears twice"):
-        fewshot.draw_few_shot(rows + rows[:1], 1, 0)
+        few_shot.draw_few_shot(rows + rows[:1], 1, 0)
     with pytest.raises(ValueError, match="k must be"):
-        fewshot.draw_few_shot(rows, 0, 0)
+        few_shot.draw_few_shot(rows, 0, 0)
 
 
 def test_list_files_round_trip(tmp_path):
     rows = _train_list()
-    paths = fewshot.write_draws(str(tmp_path), rows, dataset="toy", shots=(2, 4), seeds=range(3),
+    paths = few_shot.write_draws(str(tmp_path), rows, dataset="toy", shots=(2, 4), seeds=range(3),
                                 class_names=["a", "b", "c", "d", "e"])  # fmt: skip
     assert sorted(os.path.basename(p) for p in paths) == sorted(
         f"toy_{k}shot_seed{s}.txt" for k in (2, 4) for s in range(3)
     )
     path = str(tmp_path / "toy_4shot_seed1.txt")
-    assert fewshot.read_video_list(path) == fewshot.draw_few_shot(rows, 4, 1)
+    assert few_shot.read_video_list(path) == few_shot.draw_few_shot(rows, 4, 1)
     text = open(path).read()
     assert text.startswith("# few-shot draw of toy: k=4 per class, seed=1, 20 videos\n")
     (tmp_path / "bad.txt").write_text("# ok\nvideo_a 1\n")
     with pytest.raises(ValueError, match="bad.txt line 2"):
-        fewshot.read_video_list(str(tmp_path / "bad.txt"))
+        few_shot.read_video_list(str(tmp_path / "bad.txt"))
 
 
 def test_check_disjoint():
-    fewshot.check_disjoint(["a", "b"], ["c"])
+    few_shot.check_disjoint(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="1 training videos are also evaluation videos"):
-        fewshot.check_disjoint(["a", "b"], ["b", "c"], " (split 1)")
+        few_shot.check_disjoint(["a", "b"], ["b", "c"], " (split 1)")
 
 
 def test_cli_draws_and_training_on_a_drawn_list(tmp_path):
-    data_dir = synthetic.write_synthetic_dataset(str(tmp_path), num_train=48, num_test=16,
+    data_dir = world.write_synthetic_dataset(str(tmp_path), num_train=48, num_test=16,
                                                  num_shards=3)  # fmt: skip
     assert few_shot_cli.main(["--data_dir", data_dir, "--out_dir", str(tmp_path / "lists"),
                               "--shots", "2,4", "--seeds", "0-2"]) == 0  # fmt: skip
@@ -117,15 +118,16 @@ def test_cli_draws_and_training_on_a_drawn_list(tmp_path):
     assert lists == sorted(
         f"synthetic_motion_{k}shot_seed{s}.txt" for k in (2, 4) for s in range(3)
     )
-    drawn = fewshot.read_video_list(str(tmp_path / "lists" / "synthetic_motion_2shot_seed1.txt"))
+    drawn = few_shot.read_video_list(str(tmp_path / "lists" / "synthetic_motion_2shot_seed1.txt"))
     index = source.read_split_index(data_dir, "train")
-    assert drawn == fewshot.draw_few_shot(index, 2, 1)
+    assert drawn == few_shot.draw_few_shot(index, 2, 1)
     label_of = {video_id: label for video_id, label, _ in index}
     assert all(label_of[v] == label for v, label in drawn)
 
+    options = pipeline.PipelineOptions(num_frames=8, crop_size=32, batch_size=8, flip=False)
     iterator = pipeline.make_train_iterator(
-        data_dir, num_frames=8, crop_size=32, batch_size=8, seed=0, process_index=0,
-        process_count=1, video_ids=[v for v, _ in drawn], flip=False,
+        data_dir, "train", options, process_index=0, process_count=1,
+        video_ids=[v for v, _ in drawn],
     )  # fmt: skip
     assert iterator.num_local_examples == 16
     labels = np.concatenate([next(iterator)["label"] for _ in range(2)])  # one epoch

@@ -1,6 +1,6 @@
 """The paper's ablation (Fig. 3a) at small scale: variants x seeds on the synthetic motion world.
 
-  python -m motion_clip_jax.experiments.ablation [--seeds 0,1,2] [--variants clip,baseline,...]
+  python -m motion_clip_jax.synthetic.ablation [--seeds 0,1,2] [--variants clip,baseline,...]
       [--random_seeds 0] [--root workdirs/ablation] [--epochs N] [--docs docs/]
       [--config configs/demo.py] [--clip_checkpoint PATH] [--set field=value ...]
 
@@ -43,7 +43,8 @@ VARIANT_LABELS = {
 }
 BACKBONES = ("pretrained", "random")
 # A pair whose class names start with one of these is "hard" and reported on its own: telling
-# clockwise from anticlockwise needs the absolute angle and its change together (DESIGN §8).
+# clockwise from anticlockwise needs the absolute angle and its change together, which the tiny
+# CLIP's frame feature barely holds (tilt probe, docs/pretrain_clip.md).
 HARD_PAIR_PREFIXES = ("rotating",)
 NOTES_MARKER = "<!-- notes below this line are kept when the ablation script rewrites the file -->"
 RUN_RECORD = "ablation_run.json"  # seconds and load average of a run, beside eval_results.json
@@ -120,7 +121,7 @@ def run_config(
     config.seed = run.seed
     if epochs:
         config.train.num_epochs = float(epochs)
-    config.tiny_clip_cache_dir = ""
+    config.clip_source = ""
     if run.backbone == "pretrained":
         config.clip_checkpoint = clip_checkpoint
     else:
@@ -140,8 +141,8 @@ def resolve_backbone(
     apply_overrides(config, overrides)
     if config.clip_checkpoint:
         return config.clip_checkpoint
-    if not config.tiny_clip_cache_dir:
-        raise ValueError("the base config names no clip_checkpoint and no tiny_clip_cache_dir")
+    if not config.clip_source:
+        raise ValueError("the base config names no clip_checkpoint and no clip_source")
     return trainer.load_frozen_clip(config)[2]
 
 
@@ -421,7 +422,7 @@ def write_docs(
     parts = [
         "# Ablation on the synthetic motion world (paper Fig. 3a at small scale)",
         "",
-        "Written by `python -m motion_clip_jax.experiments.ablation` (do not edit above the notes "
+        "Written by `python -m motion_clip_jax.synthetic.ablation` (do not edit above the notes "
         "marker: rerunning the script rewrites it).",
         "",
         f"- Command: `{command}`",
@@ -518,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else f"{probe.train.num_epochs:g} epochs per run"
         + (" (shortened with --epochs)" if args.epochs else " (the config's)")
     )
-    command = "python -m motion_clip_jax.experiments.ablation " + shlex.join(argv)
+    command = "python -m motion_clip_jax.synthetic.ablation " + shlex.join(argv)
     md_path, png_path = write_docs(
         runs,
         args.docs,

@@ -1,11 +1,11 @@
-"""Export a trained run to one PyTorch file that `torch_model.load_exported` rebuilds.
+"""Export a trained run to one PyTorch file that `pytorch.model.load_exported` rebuilds.
 
-  python -m motion_clip_jax.export_torch --workdir DIR --output model.pt [--step N]
+  python -m motion_clip_jax.pytorch.export --workdir DIR --output model.pt [--step N]
 
 The file is `torch.save` of a dict (docs/export_predict.md):
   format        "motion_clip_jax.torch.v1"
   clip          the frozen CLIP, OpenAI's state_dict layout (what clip.model.build_model accepts)
-  head          the trained modules (MMB, prompt learner, MCB), torch_model's names, float32
+  head          the trained modules (MMB, prompt learner, MCB), pytorch.model's names, float32
   model_config  the run's model config (dict); clip_config: the CLIP architecture, heads resolved
   class_names, crop_size, num_frames, normalization {mean, std}, video_layout, source {...}
 It holds tensors and plain Python values only, so `torch.load(..., weights_only=True)` reads it.
@@ -25,9 +25,12 @@ import ml_collections
 import numpy as np
 import torch
 
-from motion_clip_jax import predict, torch_model, video_io
 from motion_clip_jax.convert import clip_to_torch
+from motion_clip_jax.convert.layout import flax_leaf_to_torch
+from motion_clip_jax.core.video import CLIP_MEAN, CLIP_STD
+from motion_clip_jax.inference.restore import load_trained_run
 from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.pytorch import model as torch_model
 
 
 def clip_config_dict(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -40,33 +43,12 @@ def clip_config_dict(model_config: ml_collections.ConfigDict) -> dict[str, Any]:
     }
 
 
-def _torch_leaf(path: tuple[str, ...], value: np.ndarray) -> tuple[str, np.ndarray]:
-    """One Flax leaf -> (torch name, torch-layout array).
-
-    Dense kernels (in, out) -> Linear weights (out, in); attention kernels (D, heads, head_dim)
-    for query/key/value and (heads, head_dim, D) for out are flattened over heads first; head
-    biases (heads, head_dim) flatten; LayerNorm 'scale' -> 'weight'; embeddings and ctx as they are.
-    """
-    *parents, leaf = path
-    if leaf == "kernel":
-        if value.ndim == 3 and parents[-1] == "out":
-            value = value.reshape(-1, value.shape[-1])
-        elif value.ndim == 3:
-            value = value.reshape(value.shape[0], -1)
-        return ".".join([*parents, "weight"]), value.T
-    if leaf == "bias":
-        return ".".join([*parents, "bias"]), value.reshape(-1)
-    if leaf == "scale":
-        return ".".join([*parents, "weight"]), value
-    return ".".join(path), value
-
-
 def head_state_dict(trainable: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Trainable Flax params {'mmb', 'prompt', 'mcb'} -> torch_model names, float32 tensors."""
+    """Trainable Flax params {'mmb', 'prompt', 'mcb'} -> pytorch.model names, float32 tensors."""
     out = {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(trainable):
         names = tuple(str(k.key) for k in path)
-        name, value = _torch_leaf(names, np.asarray(leaf, np.float32))
+        name, value = flax_leaf_to_torch(names, np.asarray(leaf, np.float32))
         out[name] = torch.from_numpy(np.array(value, np.float32, order="C"))
     return out
 
@@ -91,7 +73,7 @@ def export_payload(
         "class_names": list(class_names),
         "crop_size": int(crop_size),
         "num_frames": int(model_config.num_frames),
-        "normalization": {"mean": list(video_io.CLIP_MEAN), "std": list(video_io.CLIP_STD)},
+        "normalization": {"mean": list(CLIP_MEAN), "std": list(CLIP_STD)},
         "video_layout": "(B, T, 3, H, W) float32, CLIP-normalised",
         "source": dict(source or {}),
     }
@@ -101,7 +83,7 @@ def export_payload(
     given.update({k: tuple(v.shape) for k, v in payload["head"].items()})
     if given != expected:
         diff = sorted(set(given.items()) ^ set(expected.items()))[:6]
-        raise ValueError(f"export does not fit torch_model.VideoCLIP: differing entries {diff}")
+        raise ValueError(f"export does not fit pytorch.model.VideoCLIP: differing entries {diff}")
     return payload
 
 
@@ -118,7 +100,7 @@ def export_workdir(
     workdir: str | os.PathLike, output: str | os.PathLike, step: int | None = None
 ) -> dict[str, Any]:
     """Exports the run in `workdir` (latest checkpoint, or `step`) to `output`; returns the dict."""
-    run = predict.load_trained_run(workdir, step)
+    run = load_trained_run(workdir, step)
     payload = export_payload(
         run.model_config,
         run.trainable,
@@ -133,7 +115,7 @@ def export_workdir(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m motion_clip_jax.export_torch",
+        prog="python -m motion_clip_jax.pytorch.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,0 +1,202 @@
+"""The video model's spec as plain data: every field, the named variants, validation, motion pairs.
+
+Every ablation of the paper (Fig. 3a, Tables 1, 4, 5) is a set of switches on the same model:
+
+  clip          mean-pooled frames, hand-crafted prompt (zero-shot CLIP; nothing trainable)
+  baseline      spatial transformer only, hand-crafted prompt, no MCB (the paper's "Baseline")
+  baseline_mcb  Baseline + MCB
+  mmb           two-stream motion modeling block, hand-crafted prompt, no MCB
+  mmb_map       MMB + motion-aware prompts, no MCB
+  full          MMB + motion-aware prompts + MCB (the paper's model)
+
+Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/config.py` wraps these
+defaults in a `ConfigDict`), the pure-PyTorch model and the export format all read this one
+definition. Default sizes (ViT-B/16, D = 512) give 4,295,232 trainable parameters; docs/model.md
+has the count per module and why these sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from motion_clip_jax.core import clip_spec
+from motion_clip_jax.core.tokenizer import get_tokenizer
+
+PROMPT_MODES = ("handcrafted", "learned", "motion_aware")
+TEXT_CONTEXTS = ("shortest", "full")
+ADAPTER_ACTIVATIONS = ("relu", "gelu", "quick_gelu")  # gelu = exact (erf) GELU
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+# Every field with its default, in the order records list them. Validation rejects any other
+# field, so a typo cannot pass silently.
+DEFAULTS: dict[str, Any] = {
+    "variant": "full",  # the named switch set below; informational, the switches are what runs
+    # --- Frozen CLIP ---
+    "clip_model": "vit_b16",  # preset in core/clip_spec.py PRESETS
+    "clip_overrides": {},  # CLIPConfig field overrides (tests, checkpoints)
+    "dtype": "float32",  # compute dtype of every tower and block; params stay float32
+    "remat_text": False,  # recompute text blocks in the backward pass (memory for B*K prompts)
+    # --- Video encoder: Motion Modeling Block (paper §3.2) ---
+    "num_frames": 8,  # T: frames per clip (paper default 8)
+    "spatial_stream": True,  # T_s over frame features + temporal embedding -> S (B, T, D)
+    "motion_stream": True,  # T_m over frame differences + pair-slot embedding -> M (B, L, D)
+    "motion_step": 4,  # s: largest frame gap of a difference pair, 1 <= s <= T-1 (paper 4)
+    "mmb_depth": 1,  # blocks per stream
+    "mmb_heads": 8,  # attention heads per block (D must divide)
+    "mmb_mlp_ratio": 1.0,  # MLP hidden width = ratio * D
+    # --- Text encoder: prompts (paper §3.3) ---
+    "prompts": "motion_aware",  # handcrafted | learned (CoOp: shared ctx) | motion_aware (MAP)
+    "n_ctx": 5,  # H: learned context vectors; must equal the token count of ctx_init
+    "ctx_init": "a common human action of",  # H=5 phrase (paper Table 2); H=3: "human action of"
+    "adapter_reduction": 8,  # r: motion adapter is Linear(D -> D/r) -> act -> Linear(D/r -> Dt)
+    "adapter_activation": "relu",  # relu | gelu | quick_gelu
+    "text_context": "shortest",  # shortest: context holds the last EOS (exact); full: 77 tokens
+    # --- Multimodal Communication Block (paper §3.4) ---
+    "mcb": True,  # SMA (text over [S; M]) and SAA (V over text), cross-attention + residual
+    "mcb_heads": 8,  # heads of each cross-attention (mcb_qkv_dim must divide)
+    "mcb_qkv_dim": 256,  # query/key/value width of each cross-attention ("light-weight": D/2)
+    "mcb_pooled_keys": False,  # ablation: SMA keys = pooled V (1 token) instead of [S; M]
+    # --- Logits and loss (paper Eq. 3) ---
+    "temperature": 0.07,  # tau: logits = cosine / tau (fixed, not learned)
+    "label_smoothing": 0.1,  # of the softmax cross-entropy over the K classes (docs/model.md)
+}
+FIELD_NAMES = tuple(DEFAULTS)
+
+# Switches per variant; everything else keeps its default.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "clip": dict(spatial_stream=False, motion_stream=False, prompts="handcrafted", mcb=False),
+    "baseline": dict(spatial_stream=True, motion_stream=False, prompts="handcrafted", mcb=False),
+    "baseline_mcb": dict(spatial_stream=True, motion_stream=False, prompts="handcrafted", mcb=True),
+    "mmb": dict(spatial_stream=True, motion_stream=True, prompts="handcrafted", mcb=False),
+    "mmb_map": dict(spatial_stream=True, motion_stream=True, prompts="motion_aware", mcb=False),
+    "full": dict(spatial_stream=True, motion_stream=True, prompts="motion_aware", mcb=True),
+}
+
+
+def model_fields(variant: str = "full", **overrides: Any) -> dict[str, Any]:
+    """The fields of `variant` (see `VARIANTS`) with optional overrides, validated, as a dict."""
+    if variant not in VARIANTS:
+        raise KeyError(f"Unknown model variant {variant!r}; known: {sorted(VARIANTS)}")
+    fields = {**DEFAULTS, "clip_overrides": {}, "variant": variant, **VARIANTS[variant]}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise KeyError(f"model config: unknown field {key!r}; known: {sorted(fields)}")
+        fields[key] = value
+    validate(fields)
+    return fields
+
+
+def clip_config_of(fields: Mapping[str, Any]) -> clip_spec.CLIPConfig:
+    """The frozen CLIP's architecture named by `clip_model` + `clip_overrides`."""
+    return clip_spec.clip_config(fields["clip_model"], **dict(fields["clip_overrides"]))
+
+
+def ctx_phrase_tokens(phrase: str) -> list[int]:
+    """BPE ids of the context phrase (no SOT/EOT): the H placeholder slots of every prompt."""
+    return get_tokenizer().encode(phrase)
+
+
+def num_motion_pairs(num_frames: int, max_step: int) -> int:
+    """L = sum_{k=1..s} (T - k)."""
+    return sum(num_frames - k for k in range(1, max_step + 1))
+
+
+def motion_pairs(num_frames: int, max_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame index pairs (i, j), i < j, j - i <= s, ordered by step j - i, then by i.
+
+    Returns (i_idx, j_idx), each int32 (L,), L = sum_{k=1..s} (T - k). Raises ValueError unless
+    1 <= s <= T - 1.
+    """
+    if not 1 <= max_step <= num_frames - 1:
+        raise ValueError(
+            f"motion step s={max_step} must satisfy 1 <= s <= num_frames - 1 = {num_frames - 1}"
+        )
+    i_idx = np.concatenate([np.arange(num_frames - k) for k in range(1, max_step + 1)])
+    steps = np.concatenate([np.full(num_frames - k, k) for k in range(1, max_step + 1)])
+    return i_idx.astype(np.int32), (i_idx + steps).astype(np.int32)
+
+
+def video_tokens(video: Mapping[str, Any], xp: ModuleType) -> Any:
+    """The video's token sequence for the MCB, (B, S, D): [S; M] of the streams that are on
+    (S = T + L with both), or the pooled vector V (B, 1, D) when neither stream is on.
+
+    `video` holds V (B, D) and S (B, T, D) / M (B, L, D), None where a stream is off.
+    """
+    tokens = [video[key] for key in ("S", "M") if video[key] is not None]
+    if not tokens:
+        return video["V"][:, None]
+    return xp.concatenate(tokens, 1) if len(tokens) > 1 else tokens[0]
+
+
+def validate(fields: Mapping[str, Any]) -> None:
+    """Raises ValueError naming the first field that is unknown, missing, out of range or
+    inconsistent. `fields` is any mapping (a dict, an ml_collections ConfigDict)."""
+    c = fields
+    known = set(FIELD_NAMES)
+    unknown = sorted(set(c.keys()) - known)
+    missing = sorted(known - set(c.keys()))
+    if unknown or missing:
+        raise ValueError(f"model config: unknown fields {unknown}, missing fields {missing}")
+
+    def bad(field: str, why: str):
+        raise ValueError(f"model config field {field}={c[field]!r}: {why}")
+
+    try:
+        clip_cfg = clip_config_of(c)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"model config clip_model/clip_overrides: {e}") from e
+    dim = clip_cfg.embed_dim
+    if c["dtype"] not in DTYPE_NAMES:
+        bad("dtype", f"must be one of {list(DTYPE_NAMES)}")
+    if not _is_int(c["num_frames"]) or c["num_frames"] < 1:
+        bad("num_frames", "must be an int >= 1")
+    if c["motion_stream"]:
+        if c["num_frames"] < 2:
+            bad("num_frames", "the motion stream needs at least 2 frames")
+        if not _is_int(c["motion_step"]) or not 1 <= c["motion_step"] <= c["num_frames"] - 1:
+            bad("motion_step", f"s must satisfy 1 <= s <= num_frames - 1 = {c['num_frames'] - 1}")
+    if c["spatial_stream"] or c["motion_stream"]:
+        if not _is_int(c["mmb_depth"]) or c["mmb_depth"] < 1:
+            bad("mmb_depth", "must be an int >= 1")
+        if not _is_int(c["mmb_heads"]) or c["mmb_heads"] < 1 or dim % c["mmb_heads"]:
+            bad("mmb_heads", f"must divide the feature width D = {dim}")
+        if not c["mmb_mlp_ratio"] > 0 or int(round(c["mmb_mlp_ratio"] * dim)) < 1:
+            bad("mmb_mlp_ratio", "must be > 0 (hidden width = ratio * D >= 1)")
+    if c["prompts"] not in PROMPT_MODES:
+        bad("prompts", f"must be one of {PROMPT_MODES}")
+    if c["prompts"] == "motion_aware":
+        if not c["motion_stream"]:
+            bad("prompts", "motion-aware prompts are driven by M: needs motion_stream=True")
+        if not _is_int(c["adapter_reduction"]) or not 1 <= c["adapter_reduction"] <= dim:
+            bad("adapter_reduction", f"r must be an int in 1..D = {dim} (hidden width D // r)")
+        if c["adapter_activation"] not in ADAPTER_ACTIVATIONS:
+            bad("adapter_activation", f"must be one of {ADAPTER_ACTIVATIONS}")
+    if not isinstance(c["ctx_init"], str) or not c["ctx_init"].strip():
+        bad("ctx_init", "must be a non-empty phrase (it initialises and places the context)")
+    phrase_ids = ctx_phrase_tokens(c["ctx_init"])
+    if c["n_ctx"] != len(phrase_ids):
+        bad(
+            "n_ctx",
+            f"H must equal the token count of ctx_init={c['ctx_init']!r} ({len(phrase_ids)} tokens)",
+        )
+    if c["text_context"] not in TEXT_CONTEXTS:
+        bad("text_context", f"must be one of {TEXT_CONTEXTS}")
+    if c["mcb"]:
+        if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
+            bad("mcb_qkv_dim", "must be an int >= 1")
+        if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or c["mcb_qkv_dim"] % c["mcb_heads"]:
+            bad("mcb_heads", f"must divide mcb_qkv_dim = {c['mcb_qkv_dim']}")
+    if not c["temperature"] > 0:
+        bad("temperature", "tau must be > 0")
+    if not 0 <= c["label_smoothing"] < 1:
+        bad("label_smoothing", "must be in [0, 1)")
+    if c["variant"] not in VARIANTS:
+        bad("variant", f"must be one of {sorted(VARIANTS)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -1,0 +1,61 @@
+"""Predict the action in a video file with a trained run (JAX).
+
+  python -m motion_clip_jax.inference.predict --workdir DIR --video FILE \\
+      [--labels hmdb51|ucf101|kinetics400|FILE] [--top 5] [--json] [--multiview] [--step N]
+
+Prints the top classes with their probabilities: softmax over the K classes, and for
+`--multiview` the mean of the 12 views' softmax. `--labels` defaults to the run's own class list;
+any list works (zero-shot use). Frames are read by `inference/video.py` (PyAV), exactly as
+`python -m motion_clip_jax.pytorch.predict` reads them for an exported model, so the two can be
+compared on the same video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from motion_clip_jax.data.video_file import VideoError
+from motion_clip_jax.inference import cli
+from motion_clip_jax.inference.run import read_run
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", required=True, help="training workdir (run_info.json)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (latest)")
+
+
+def _predict(args: argparse.Namespace) -> cli.Prediction:
+    if not os.path.isfile(args.video):
+        raise VideoError(args.video, "file not found")
+    # Every input is checked, and the video decoded, before the (slow) model load.
+    info = read_run(args.workdir, args.step)
+    labels = cli.resolve_labels(args.labels, info.class_names)
+    views, indices = cli.read_video(
+        args.video, info.num_frames, info.crop_size, args.multiview, args.seed
+    )
+    # Imported here: the checks above answer in a second, before JAX and Flax load.
+    from motion_clip_jax.inference.restore import jax_logits, load_trained_run
+
+    run = load_trained_run(info)
+    probabilities = cli.mean_softmax(jax_logits(run, views, labels))
+    return cli.Prediction(
+        video=args.video,
+        model=f"{info.workdir} step {info.step}",
+        backend="jax",
+        num_views=len(views),
+        frame_indices=indices.tolist(),
+        num_classes=len(labels),
+        top=cli.top_classes(probabilities, labels, args.top),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    prog = "python -m motion_clip_jax.inference.predict"
+    return cli.run_cli(argv, prog, _model_args, _predict, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""A training workdir as inference sees it: what run_info.json records and which checkpoint to use.
+
+Cheap and free of JAX, so every input error surfaces before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+
+class PredictError(ValueError):
+    """A user-facing problem with the inputs of a predict / export command (names what is wrong)."""
+
+
+@dataclasses.dataclass
+class RunInfo:
+    """What a trainer workdir records about its run (run_info.json) and the checkpoint to use."""
+
+    workdir: str
+    step: int
+    model_config: dict  # the resolved model config (clip_overrides = the CLIP architecture)
+    clip_checkpoint: str  # the frozen CLIP's .msgpack (random_clip.msgpack for a random one)
+    class_names: list[str]
+    crop_size: int
+    seed: int
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.model_config["num_frames"])
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+    """Steps of the complete checkpoints in `workdir`/checkpoints (orbax writes a step's
+    directory under a temporary name and renames it when complete), ascending."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        int(name)
+        for name in os.listdir(directory)
+        if name.isdigit() and os.path.isdir(os.path.join(directory, name, "state"))
+    )
+
+
+def read_run(workdir: str | os.PathLike, step: int | None = None) -> RunInfo:
+    """Reads run_info.json and picks the checkpoint (default: the latest complete one). Cheap
+    (no JAX), so every input error surfaces before the model is loaded."""
+    workdir = os.path.abspath(os.fspath(workdir))
+    if not os.path.isdir(workdir):
+        raise PredictError(f"workdir {workdir} does not exist")
+    info_path = os.path.join(workdir, "run_info.json")
+    if not os.path.isfile(info_path):
+        raise PredictError(
+            f"{info_path} not found: not a training workdir (the trainer writes it at start)"
+        )
+    with open(info_path) as f:
+        run_info = json.load(f)
+    fields = ("model_config", "clip_checkpoint", "class_names", "crop_size", "seed")
+    missing = [k for k in fields if k not in run_info]
+    if missing:
+        raise PredictError(f"{info_path} lacks the fields {missing}")
+    steps = checkpoint_steps(workdir)
+    if not steps:
+        raise PredictError(f"workdir {workdir} has no checkpoint (no {workdir}/checkpoints/<step>)")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise PredictError(f"workdir {workdir} has no checkpoint of step {step}; it has {steps}")
+    return RunInfo(
+        workdir=workdir,
+        step=step,
+        model_config=run_info["model_config"],
+        clip_checkpoint=run_info["clip_checkpoint"],
+        class_names=list(run_info["class_names"]),
+        crop_size=int(run_info["crop_size"]),
+        seed=int(run_info["seed"]),
+    )

@@ -1,0 +1,51 @@
+"""What each layer may import: the core is framework-free, the PyTorch model needs no JAX, and the
+Flax model with its train/eval steps needs no TensorFlow (a GPU image with JAX alone runs them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+FRAMEWORKS = ("jax", "jaxlib", "flax", "optax", "tensorflow", "tensorflow_datasets", "torch")
+
+CASES = {
+    "core": (
+        [
+            "motion_clip_jax.core.model_spec",
+            "motion_clip_jax.core.clip_spec",
+            "motion_clip_jax.core.video",
+            "motion_clip_jax.core.tokenizer",
+            "motion_clip_jax.core.class_prompts",
+            "motion_clip_jax.core.classnames",
+        ],
+        FRAMEWORKS + ("ml_collections", "av"),
+    ),
+    "pytorch": (
+        ["motion_clip_jax.pytorch.model", "motion_clip_jax.pytorch.predict"],
+        ("jax", "jaxlib", "flax", "optax", "tensorflow", "tensorflow_datasets"),
+    ),
+    "flax": (
+        ["motion_clip_jax.models.video_clip", "motion_clip_jax.train.steps"],
+        ("tensorflow", "tensorflow_datasets", "torch", "clu"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_layer_imports_only_what_it_may(name):
+    modules, forbidden = CASES[name]
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(m for m in {list(forbidden)!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [], f"{name} layer loaded forbidden modules"
