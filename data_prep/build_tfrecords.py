@@ -19,6 +19,7 @@ import os
 import sys
 
 from data_prep import decode, layouts
+from motion_clip_jax import cli_errors
 
 _LAYOUT_HELP = {
     "hmdb51": "HMDB-51: <videos_dir>/<class>/<video>.avi and <splits_dir>/<class>_test_split{1,2,3}.txt",
@@ -142,6 +143,8 @@ def _report(manifest: dict, dataset_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Raises ValueError / OSError naming the path at fault on a bad input (missing or empty
+    folders, garbage split files); the command line prints it as `error: ...`, exit status 1."""
     args = _parser().parse_args(argv)
     # Imported here, not at the top: decoding workers are spawned and re-import this module, and
     # must not pay for TensorFlow (which `job` needs for writing).
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_report(manifest_lib.read_manifest(dataset_dir), dataset_dir))
         return 0
     if not 1 <= args.jpeg_quality <= 100:
-        raise SystemExit(f"--jpeg_quality must be in 1..100, got {args.jpeg_quality}")
+        raise ValueError(f"--jpeg_quality must be in 1..100, got {args.jpeg_quality}")
     options = job.JobOptions(
         decode=decode.DecodeOptions(
             short_side=args.short_side,
@@ -183,4 +186,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_errors.run_main(main))

@@ -102,6 +102,18 @@ class _PathResolver:
         return self.all_videos().get(relative.replace(os.sep, "/").lower())
 
 
+def _text_lines(path: str) -> list[str]:
+    """The lines of a split / class-list file; a file that is not UTF-8 text is an error naming
+    it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} is not a file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+
+
 def _require_dir(path: str, what: str) -> None:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{what} {path!r} is not a folder")
@@ -125,7 +137,7 @@ def hmdb51_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
         items, skipped = [], []
         for split_file in files:
             raw_class = os.path.basename(split_file)[: -len(f"_test_split{split_id}.txt")]
-            for line_number, line in enumerate(open(split_file, encoding="utf-8"), start=1):
+            for line_number, line in enumerate(_text_lines(split_file), start=1):
                 fields = line.split()
                 if not fields:
                     continue
@@ -192,7 +204,7 @@ def _skip(split: str, video_id: str, path: str | None, reason: str) -> dict:
 
 def _read_class_index(path: str) -> list[str]:
     names = []
-    for line_number, line in enumerate(open(path, encoding="utf-8"), start=1):
+    for line_number, line in enumerate(_text_lines(path), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -234,7 +246,7 @@ def ucf101_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
             if not os.path.exists(split_file):
                 raise FileNotFoundError(f"UCF-101 split file {split_file!r} does not exist")
             files.append(split_file)
-            for line_number, line in enumerate(open(split_file, encoding="utf-8"), start=1):
+            for line_number, line in enumerate(_text_lines(split_file), start=1):
                 fields = line.split()
                 if not fields:
                     continue
@@ -252,7 +264,7 @@ def ucf101_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
                 label = label_of.get(raw_class.lower())
                 if label is None:
                     skipped.append(_skip(split, video_id, path, f"unknown class {raw_class!r}"))
-                elif len(fields) == 2 and int(fields[1]) != label + 1:
+                elif len(fields) == 2 and fields[1] != str(label + 1):
                     raise ValueError(
                         f"{split_file} line {line_number}: label {fields[1]} but "
                         f"class {raw_class!r} is {label + 1} in classInd.txt"
@@ -283,46 +295,44 @@ def kinetics400_plan(videos_dir: str, annotation_files: Sequence[str]) -> Datase
                 by_stem.setdefault(_strip_extension(name), os.path.join(folder, name))
     items, skipped, seen = [], [], set()
     for csv_path in annotation_files:
-        with open(csv_path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            needed = {"youtube_id", "time_start", "time_end", "split"}
-            if not reader.fieldnames or not needed <= set(reader.fieldnames):
+        lines = _text_lines(csv_path)
+        reader = csv.DictReader(lines)
+        needed = {"youtube_id", "time_start", "time_end", "split"}
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise ValueError(
+                f"{csv_path}: expected CSV columns label,youtube_id,time_start,"
+                f"time_end,split; got {reader.fieldnames}"
+            )
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+            except ValueError:
                 raise ValueError(
-                    f"{csv_path}: expected CSV columns label,youtube_id,time_start,"
-                    f"time_end,split; got {reader.fieldnames}"
+                    f"{csv_path} line {line_number}: bad time_start / time_end "
+                    f"{row['time_start']!r}, {row['time_end']!r}"
+                ) from None
+            split = KINETICS_SPLITS.get(row["split"].strip().lower())
+            if split is None:
+                raise ValueError(
+                    f"{csv_path} line {line_number}: unknown split "
+                    f"{row['split']!r}; known: {sorted(KINETICS_SPLITS)}"
                 )
-            for line_number, row in enumerate(reader, start=2):
-                try:
-                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-                except ValueError:
-                    raise ValueError(
-                        f"{csv_path} line {line_number}: bad time_start / time_end "
-                        f"{row['time_start']!r}, {row['time_end']!r}"
-                    ) from None
-                split = KINETICS_SPLITS.get(row["split"].strip().lower())
-                if split is None:
-                    raise ValueError(
-                        f"{csv_path} line {line_number}: unknown split "
-                        f"{row['split']!r}; known: {sorted(KINETICS_SPLITS)}"
-                    )
-                video_id = f"{row['youtube_id']}_{start:06d}_{end:06d}"
-                if video_id in seen:
-                    raise ValueError(
-                        f"{csv_path} line {line_number}: clip {video_id} is listed twice"
-                    )
-                seen.add(video_id)
-                path = by_stem.get(video_id)
-                label_text = (row.get("label") or "").strip()
-                if not label_text:
-                    skipped.append(_skip(split, video_id, path, "no label"))
-                elif label_text not in label_of:
-                    skipped.append(_skip(split, video_id, path, f"unknown class {label_text!r}"))
-                elif path is None:
-                    skipped.append(
-                        _skip(split, video_id, os.path.join(videos_dir, video_id), "missing file")
-                    )
-                else:
-                    items.append(VideoItem(video_id, path, label_of[label_text], split))
+            video_id = f"{row['youtube_id']}_{start:06d}_{end:06d}"
+            if video_id in seen:
+                raise ValueError(f"{csv_path} line {line_number}: clip {video_id} is listed twice")
+            seen.add(video_id)
+            path = by_stem.get(video_id)
+            label_text = (row.get("label") or "").strip()
+            if not label_text:
+                skipped.append(_skip(split, video_id, path, "no label"))
+            elif label_text not in label_of:
+                skipped.append(_skip(split, video_id, path, f"unknown class {label_text!r}"))
+            elif path is None:
+                skipped.append(
+                    _skip(split, video_id, os.path.join(videos_dir, video_id), "missing file")
+                )
+            else:
+                items.append(VideoItem(video_id, path, label_of[label_text], split))
     listed = {os.path.normcase(by_stem[v]) for v in seen if v in by_stem}
     return DatasetPlan(
         name="kinetics400",

@@ -146,6 +146,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, dataset_dir):
     config.train.num_steps = 12
     config.optim.learning_rate = 1e36
     config.optim.warmup_steps = 0
+    config.allow_config_change = True  # another experiment in this workdir, on purpose
     with pytest.raises(trainer.NonFiniteLossError, match=r"step \d+.*checkpoint \(step 6\)"):
         trainer.train_and_evaluate(config, workdir)
     steps = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())

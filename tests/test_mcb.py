@@ -17,11 +17,15 @@ def np_layer_norm(x, p):
     return (x - mu) / np.sqrt(var + 1e-5) * p["scale"] + p["bias"]
 
 
-def np_cross_attention(queries, kv, p):
-    """queries + softmax(q k^T / sqrt(d)) v W_o, per head, pre-LN on both inputs."""
+def np_cross_attention(queries, kv, p, key_bias=None):
+    """queries + softmax(q k^T / sqrt(d)) v W_o, per head, pre-LN on both inputs. The key
+    projection has no bias; `key_bias` (heads, head_dim) adds one, which must change nothing."""
     a = p["attn"]
+    assert "bias" not in a["key"], "the key projection has no bias"
     q_in, kv_in = np_layer_norm(queries, p["ln_q"]), np_layer_norm(kv, p["ln_kv"])
-    proj = lambda x, name: np.einsum("bnd,dhe->bnhe", x, a[name]["kernel"]) + a[name]["bias"]
+    biases = {"query": a["query"]["bias"], "key": 0.0 if key_bias is None else key_bias}
+    biases["value"] = a["value"]["bias"]
+    proj = lambda x, name: np.einsum("bnd,dhe->bnhe", x, a[name]["kernel"]) + biases[name]
     q, k, v = proj(q_in, "query"), proj(kv_in, "key"), proj(kv_in, "value")
     scores = np.einsum("bqhe,bkhe->bhqk", q, k) / np.sqrt(q.shape[-1])
     weights = np.exp(scores - scores.max(-1, keepdims=True))
@@ -84,6 +88,23 @@ def test_sma_and_saa_match_the_numpy_reference():
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_a_key_bias_would_change_nothing():
+    """Why the key projection has no bias: one shared by every key shifts all of a query's scores
+    equally, and the softmax removes the shift (so its gradient is zero and only noise moves it)."""
+    _, params, apply = block_and_params()
+    text, video, tokens = inputs()
+    p = jax.tree_util.tree_map(np.asarray, params)["sma"]
+    text_b = np.broadcast_to(np.asarray(text), (B, K, D))
+    heads, head_dim = p["attn"]["query"]["bias"].shape
+    bias = np.random.default_rng(3).normal(0, 5.0, (heads, head_dim)).astype(np.float32)
+    without = np_cross_attention(text_b, np.asarray(tokens), p)
+    with_bias = np_cross_attention(text_b, np.asarray(tokens), p, key_bias=bias)
+    np.testing.assert_allclose(with_bias, without, rtol=1e-4, atol=1e-5)
+    # The check can fail: the same size of bias on the queries does change the output.
+    shifted = {**p, "attn": {**p["attn"], "query": {**p["attn"]["query"], "bias": bias}}}
+    assert np.abs(np_cross_attention(text_b, np.asarray(tokens), shifted) - without).max() > 1e-2
 
 
 def test_class_permutation_permutes_text_and_leaves_video():

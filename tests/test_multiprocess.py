@@ -1,11 +1,17 @@
-"""Two processes (jax.distributed on localhost, CPU collectives) against one process."""
+"""Two processes (jax.distributed on localhost, CPU collectives) against one process, and
+preemption: SIGTERM to one of the two processes stops both at the same step; rerunning resumes
+bitwise."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +19,7 @@ import pytest
 from .conftest import REPO_ROOT, restore_train_state
 
 CONFIG = "tests/configs/tiny_synthetic.py"
+NUM_STEPS = 24  # checkpoints every 3 steps
 
 
 def free_port() -> int:
@@ -21,7 +28,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def trainable(workdir, step=12):
+def trainable(workdir, step=NUM_STEPS):
     state = restore_train_state(workdir, step)
     return {k: v.astype(np.float64) for k, v in state.items() if k.startswith("['trainable']")}
 
@@ -37,6 +44,7 @@ def test_two_processes_match_one(tmp_path):
             CONFIG,
             dataset_dir,
             str(reference),
+            str(NUM_STEPS),
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -46,26 +54,7 @@ def test_two_processes_match_one(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
 
     workdir = tmp_path / "two_processes"
-    port = free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "motion_clip_jax.main",
-                f"--config={CONFIG}:{dataset_dir}",
-                f"--workdir={workdir}",
-                "--config.distributed.num_processes=2",
-                f"--config.distributed.process_id={i}",
-                f"--config.distributed.coordinator_address=127.0.0.1:{port}",
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    procs = two_processes(workdir, dataset_dir)
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_stdout, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr[-3000:]
@@ -82,3 +71,55 @@ def test_two_processes_match_one(tmp_path):
     view = results[0]["main/single_view"]
     assert view["num_videos"] == results[1]["main/single_view"]["num_videos"] == 16
     assert view["confusion_matrix"] == results[1]["main/single_view"]["confusion_matrix"]
+
+    # Preemption: SIGTERM to process 1 alone, at a random moment after the first checkpoint.
+    preempted = tmp_path / "preempted"
+    procs = two_processes(preempted, dataset_dir)
+    steps_dir = preempted / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        if steps_dir.is_dir() and any(n.isdigit() for n in os.listdir(steps_dir)):
+            break
+        time.sleep(0.05)
+    time.sleep(np.random.default_rng().uniform(0, 0.2))
+    procs[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [143, 143], [o[1][-2000:] for o in outputs]
+    stopped = re.search(r"checkpoint saved at step (\d+)", outputs[0][0])
+    assert stopped and int(stopped[1]) < NUM_STEPS, outputs[0][0][-2000:]
+    procs = two_processes(preempted, dataset_dir)
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
+    assert f"Resumed from step {stopped[1]}" in outputs[0][0]
+    resumed, uninterrupted = (
+        restore_train_state(preempted, NUM_STEPS),
+        restore_train_state(workdir, NUM_STEPS),
+    )
+    assert set(resumed) == set(uninterrupted)
+    for key in uninterrupted:
+        assert np.array_equal(resumed[key], uninterrupted[key]), key
+
+
+def two_processes(workdir, dataset_dir) -> list[subprocess.Popen]:
+    """The trainer as two local processes (jax.distributed on localhost), started."""
+    port = free_port()
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "motion_clip_jax.main",
+                f"--config={CONFIG}:{dataset_dir}",
+                f"--workdir={workdir}",
+                f"--config.train.num_steps={NUM_STEPS}",
+                "--config.distributed.num_processes=2",
+                f"--config.distributed.process_id={i}",
+                f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]

@@ -15,7 +15,7 @@ from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models import video_clip as video_lib
 
 # The default (ViT-B/16, D = 512) trainable count, as documented in docs/model.md.
-DEFAULT_TRAINABLE = 4_295_232
+DEFAULT_TRAINABLE = 4_293_696
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "model.md"
 
 
@@ -23,9 +23,10 @@ def analytic_counts(c):
     """Per-module counts from the formulas (independent of Flax), for a config at D = Dt = 512."""
     d, dt = 512, 512
     hidden = int(c.mmb_mlp_ratio * d)
-    block = 2 * 2 * d + 4 * (d * d + d) + (d * hidden + hidden) + (hidden * d + d)
+    # Attention: q, k, v, out projections; every one with a bias but the key's.
+    block = 2 * 2 * d + 4 * (d * d + d) - d + (d * hidden + hidden) + (hidden * d + d)
     q = c.mcb_qkv_dim
-    cross = 2 * 2 * d + 3 * (d * q + q) + (q * d + d)
+    cross = 2 * 2 * d + 3 * (d * q + q) - q + (q * d + d)
     r = d // c.adapter_reduction
     pairs = sum(c.num_frames - k for k in range(1, c.motion_step + 1))
     return {

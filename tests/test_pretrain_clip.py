@@ -208,7 +208,7 @@ def test_cache_is_reused_and_keyed_by_settings(tmp_path, monkeypatch):
 def test_corrupt_cache_is_an_error_naming_the_file(tmp_path):
     path = tmp_path / pretrain_clip.cache_filename(**TINY)
     path.write_bytes(b"\x00not msgpack at all")
-    with pytest.raises(RuntimeError, match=str(path)):
+    with pytest.raises(ValueError, match=str(path)):
         pretrain_clip.get_or_pretrain_tiny_clip(tmp_path, log_fn=None, **TINY)
 
 

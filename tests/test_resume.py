@@ -1,9 +1,11 @@
-"""Kill-and-resume: SIGKILL at a random step and during a checkpoint save, rerun the same command,
-and the final params equal (bitwise, CPU) those of a run that was never interrupted."""
+"""Kill-and-resume: SIGKILL at a random step and during a checkpoint save, or SIGTERM (preemption)
+at a random moment; rerun the same command, and the final params equal (bitwise, CPU) those of a
+run that was never interrupted."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +59,25 @@ def complete_steps(workdir):
     return sorted(int(n) for n in os.listdir(ckpt) if n.isdigit())
 
 
+def signal_after_first_checkpoint(workdir, dataset_dir, signum) -> tuple[subprocess.Popen, float]:
+    """Starts the trainer, waits for its first complete checkpoint, then sends `signum` after a
+    random delay (so at a random step) -> (the process, the delay)."""
+    proc = subprocess.Popen(
+        main_command(workdir, dataset_dir),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not complete_steps(workdir) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    delay = np.random.default_rng().uniform(0, 0.5)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    return proc, delay
+
+
 @pytest.mark.slow
 def test_kill_and_resume_is_bitwise_exact(tmp_path):
     dataset_dir = str(tmp_path / "data" / "synthetic_motion")
@@ -68,19 +89,8 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
 
     workdir = tmp_path / "interrupted"
     # 1. SIGKILL at a random moment after the first checkpoint is complete.
-    proc = subprocess.Popen(
-        main_command(workdir, dataset_dir),
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    while not complete_steps(workdir) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    delay = np.random.default_rng().uniform(0, 0.5)  # a random step after the first checkpoint
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc, delay = signal_after_first_checkpoint(workdir, dataset_dir, signal.SIGKILL)
+    proc.communicate(timeout=300)
     killed_at = complete_steps(workdir)
     assert killed_at and killed_at[-1] < NUM_STEPS, (killed_at, delay)
 
@@ -97,5 +107,20 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
     got, step = final_params(workdir)
     assert step == NUM_STEPS
     assert set(got) == set(expected)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+    # 4. Preemption: SIGTERM at a random moment saves a checkpoint where it stops, exits 143.
+    preempted = tmp_path / "preempted"
+    proc, _ = signal_after_first_checkpoint(preempted, dataset_dir, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, (proc.returncode, stderr[-3000:])
+    stopped = int(re.search(r"Preempted \(SIGTERM\): checkpoint saved at step (\d+)", stdout)[1])
+    assert stopped < NUM_STEPS and complete_steps(preempted)[-1] == stopped, stdout[-2000:]
+    assert "Traceback" not in stderr
+    out = run(preempted, dataset_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"Resumed from step {stopped}" in out.stdout
+    got, _ = final_params(preempted)
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key

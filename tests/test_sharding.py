@@ -1,4 +1,5 @@
-"""The sharded train step on 8 fake CPU devices, (4, 2) mesh, against one device."""
+"""The sharded train step on 8 fake CPU devices, (4, 2) and (8, 1) meshes, against one device,
+under SGD and AdamW."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def test_mesh_4x2_matches_one_device(tmp_path):
             "tests/scripts/sharded_steps.py",
             "--meshes",
             "1x1,4x2,8x1",
+            "--optimizers",
+            "sgd,adamw",
             "--steps",
             "3",
             "--out",
@@ -31,10 +34,20 @@ def test_mesh_4x2_matches_one_device(tmp_path):
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    one = np.load(tmp_path / "1x1.npz")
+    # Per-leaf tolerance relative to the leaf's largest value. Adam divides each gradient by its
+    # own running magnitude, so where a gradient is small its relative rounding noise passes
+    # through undamped: measured 2.2e-4 at worst (MCB/SAA query bias) against 3e-5 under SGD. A
+    # leaf whose true gradient is zero (the attention key bias, before it was dropped) differed by
+    # 150% here.
+    for optimizer, leaf_rtol in (("sgd", 1e-5), ("adamw", 1e-3)):
+        check_meshes_agree(tmp_path, optimizer, leaf_rtol)
+
+
+def check_meshes_agree(root, optimizer: str, leaf_rtol: float) -> None:
+    one = np.load(root / f"{optimizer}_1x1.npz")
     assert not one["sharded"]
     for spec in ("4x2", "8x1"):
-        many = np.load(tmp_path / f"{spec}.npz")
+        many = np.load(root / f"{optimizer}_{spec}.npz")
         if spec == "4x2":
             assert many["sharded"], "frozen CLIP weights should be split over the model axis"
         assert set(many.files) == set(one.files)
@@ -43,9 +56,7 @@ def test_mesh_4x2_matches_one_device(tmp_path):
         keys = [k for k in one.files if k not in ("losses", "sharded")]
         a = np.concatenate([many[k].ravel() for k in keys]).astype(np.float64)
         b = np.concatenate([one[k].ravel() for k in keys]).astype(np.float64)
-        # Relative to the whole trainable tree: leaves whose gradient is exactly zero in theory
-        # (an attention key bias) hold only rounding noise, where a per-leaf ratio means nothing.
-        assert np.abs(a - b).max() / np.abs(b).max() < 1e-5, spec
+        assert np.abs(a - b).max() / np.abs(b).max() < leaf_rtol, (optimizer, spec)
         for k in keys:  # and per leaf, relative to the leaf's largest value
             err = np.abs(many[k].astype(np.float64) - one[k]).max()
-            assert err <= 1e-5 * np.abs(one[k]).max() + 1e-7, (spec, k, err)
+            assert err <= leaf_rtol * np.abs(one[k]).max() + 1e-7, (optimizer, spec, k, err)

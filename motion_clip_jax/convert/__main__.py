@@ -11,9 +11,11 @@ Hugging Face CLIPModel files or directories. `to-torch` writes an OpenAI-layout 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
+from motion_clip_jax import cli_errors
 from motion_clip_jax.convert import (
     CheckpointError,
     clip_from_torch,
@@ -22,6 +24,15 @@ from motion_clip_jax.convert import (
     save_clip,
 )
 from motion_clip_jax.models.clip import count_params
+
+
+def check_output(path: str) -> None:
+    """--output must name a file in an existing folder (checked before any work is done)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"--output {path} is a folder, not a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--output {path}: folder {parent} does not exist")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.time()
     try:
+        if not os.path.exists(args.input):
+            raise FileNotFoundError(f"--input {args.input} does not exist")
+        check_output(args.output)
         if args.command == "to-flax":
             module, variables = clip_from_torch(args.input)
             save_clip(args.output, module.config, variables["params"])
@@ -53,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             state_dict = clip_to_torch(variables)
             if args.half:
                 state_dict = {k: v.half() for k, v in state_dict.items()}
-            torch.save(state_dict, args.output)
-    except (CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+            try:
+                torch.save(state_dict, args.output)
+            except RuntimeError as e:  # torch reports an unwritable path as a RuntimeError
+                raise OSError(f"--output {args.output}: cannot write ({e})") from e
+    except (CheckpointError, *cli_errors.USER_ERRORS) as e:
+        return cli_errors.report(e)
     print(
         f"wrote {args.output}: CLIP {module.config} with "
         f"{count_params(variables['params']):,} parameters ({time.time() - start:.1f} s)"

@@ -76,7 +76,10 @@ def _load_file(path: str) -> Any:
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except Exception as e:  # safetensors raises its own SafetensorError
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
     if _is_torchscript_archive(path):
         # OpenAI's released .pt files: torch.load(weights_only=True) refuses them.
         return torch.jit.load(path, map_location="cpu").state_dict()

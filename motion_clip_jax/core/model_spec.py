@@ -11,7 +11,7 @@ Every ablation of the paper (Fig. 3a, Tables 1, 4, 5) is a set of switches on th
 
 Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/config.py` wraps these
 defaults in a `ConfigDict`), the pure-PyTorch model and the export format all read this one
-definition. Default sizes (ViT-B/16, D = 512) give 4,295,232 trainable parameters; docs/model.md
+definition. Default sizes (ViT-B/16, D = 512) give 4,293,696 trainable parameters; docs/model.md
 has the count per module and why these sizes.
 """
 

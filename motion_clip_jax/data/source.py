@@ -45,7 +45,14 @@ def resolve_dataset_dir(data_dir: str) -> str:
 @functools.lru_cache(maxsize=32)
 def open_builder(data_dir: str) -> tfds.core.DatasetBuilder:
     """The read-only tfds builder of a dataset folder (cached)."""
-    return tfds.builder_from_directory(resolve_dataset_dir(data_dir))
+    directory = resolve_dataset_dir(data_dir)
+    try:
+        return tfds.builder_from_directory(directory)
+    except Exception as e:  # tfds and protobuf raise many kinds for a damaged dataset_info.json
+        raise ValueError(
+            f"{directory}/dataset_info.json: not a readable tfds dataset description "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 def class_names(data_dir: str) -> list[str]:

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 
+from motion_clip_jax import cli_errors
 from motion_clip_jax.experiments.summarize import format_table, summarize
 
 
@@ -30,7 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True)
     parser.add_argument("--config", default="configs/few_shot.py")
     args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error(f"--k must be >= 1, got {args.k}")
+    if args.draws < 1:
+        parser.error(f"--draws must be >= 1, got {args.draws}")
+    if os.path.exists(args.root) and not os.path.isdir(args.root):
+        parser.error(f"--root {args.root} is a file, not a folder")
+    if not os.path.isfile(args.config.split(":")[0]):
+        parser.error(f"--config {args.config}: no such config file")
+    return cli_errors.run_main(_run, args, overrides)
 
+
+def _run(args: argparse.Namespace, overrides: list[str]) -> int:
     workdirs = []
     for draw in range(args.draws):
         workdir = os.path.join(args.root, f"draw{draw}")
@@ -46,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         result = subprocess.run(command)
         if result.returncode != 0:
-            print(
-                f"draw {draw} failed (exit {result.returncode}); rerun to resume", file=sys.stderr
+            cli_errors.report(
+                f"draw {draw} failed in {workdir} (exit {result.returncode}); rerun to resume"
             )
             return result.returncode
     summary = summarize(workdirs)

@@ -9,7 +9,6 @@ over the workdirs (paper Tab. 4-5).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -17,13 +16,16 @@ from collections import defaultdict
 
 import numpy as np
 
+from motion_clip_jax import cli_errors
+
 
 def load_results(workdir: str) -> dict:
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(f"workdir {workdir} is not a folder")
     path = os.path.join(workdir, "eval_results.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no evaluation results (has the run finished?)")
-    with open(path) as f:
-        return json.load(f)
+    return cli_errors.read_json(path)
 
 
 def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, float]]:
@@ -33,7 +35,12 @@ def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, 
         for key, value in load_results(workdir).items():
             if not isinstance(value, dict) or metric not in value:
                 continue
-            name, view = key.split("/", 1)
+            name, _, view = key.partition("/")
+            if not isinstance(value[metric], (int, float)):
+                raise ValueError(
+                    f"{workdir}/eval_results.json: {key}.{metric} is {value[metric]!r}, "
+                    "not a number"
+                )
             if len(workdirs) == 1:
                 name = re.sub(r"_split\d+$", "", name)
             groups[f"{name}/{view}"].append(100 * value[metric])
@@ -51,10 +58,16 @@ def format_table(summary: dict[str, dict[str, float]], metric: str = "top1") -> 
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    summary = summarize(argv)
+    if not argv or any(a.startswith("-") for a in argv):
+        print(__doc__.split("\n\n")[0].strip(), file=sys.stderr)
+        bad = [a for a in argv if a.startswith("-")]
+        return cli_errors.report(f"unknown option {bad[0]}" if bad else "give at least one WORKDIR")
+    try:
+        summary = summarize(argv)
+    except cli_errors.USER_ERRORS as e:
+        return cli_errors.report(e)
+    if not summary:
+        return cli_errors.report(f"no top1 results in {', '.join(argv)}")
     print(format_table(summary))
     return 0
 

@@ -19,6 +19,7 @@ from motion_clip_jax.inference.run import PredictError, RunInfo, read_run
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models.video_clip import build_model, check_tree_shapes, init_trainable
+from motion_clip_jax.train.checkpoint import first_line, quiet_read_noise
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ def restore_trainable(workdir: str, step: int) -> dict:
     'state' (the TrainState pytree) and 'data' (the data position).
     """
     directory = os.path.join(workdir, "checkpoints")
+    quiet_read_noise()  # a damaged checkpoint's pending reads print tracebacks after it fails
     # A read-only manager logs warnings about the options it adjusts; none concern a reader.
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.ERROR)
@@ -55,10 +57,13 @@ def restore_trainable(workdir: str, step: int) -> dict:
         target = jax.tree_util.tree_map(
             lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), dict(tree)
         )
-        state = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
-        )
-        state = state["state"]
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        state = manager.restore(step, args=args)["state"]
+    except Exception as error:  # damaged files: orbax and tensorstore raise many kinds
+        raise PredictError(
+            f"checkpoint {directory}/{step} does not restore ({first_line(error)}); "
+            "pass --step with an older one"
+        ) from None
     finally:
         logging.set_verbosity(verbosity)
     if "trainable" not in state:

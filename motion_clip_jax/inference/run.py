@@ -6,8 +6,10 @@ Cheap and free of JAX, so every input error surfaces before a model is loaded.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+
+from motion_clip_jax.cli_errors import read_json
+from motion_clip_jax.train.workdir import checkpoint_steps
 
 
 class PredictError(ValueError):
@@ -31,23 +33,12 @@ class RunInfo:
         return int(self.model_config["num_frames"])
 
 
-def checkpoint_steps(workdir: str) -> list[int]:
-    """Steps of the complete checkpoints in `workdir`/checkpoints (orbax writes a step's
-    directory under a temporary name and renames it when complete), ascending."""
-    directory = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(directory):
-        return []
-    return sorted(
-        int(name)
-        for name in os.listdir(directory)
-        if name.isdigit() and os.path.isdir(os.path.join(directory, name, "state"))
-    )
-
-
 def read_run(workdir: str | os.PathLike, step: int | None = None) -> RunInfo:
     """Reads run_info.json and picks the checkpoint (default: the latest complete one). Cheap
     (no JAX), so every input error surfaces before the model is loaded."""
     workdir = os.path.abspath(os.fspath(workdir))
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise PredictError(f"workdir {workdir} is a file, not a training workdir")
     if not os.path.isdir(workdir):
         raise PredictError(f"workdir {workdir} does not exist")
     info_path = os.path.join(workdir, "run_info.json")
@@ -55,8 +46,7 @@ def read_run(workdir: str | os.PathLike, step: int | None = None) -> RunInfo:
         raise PredictError(
             f"{info_path} not found: not a training workdir (the trainer writes it at start)"
         )
-    with open(info_path) as f:
-        run_info = json.load(f)
+    run_info = read_json(info_path)
     fields = ("model_config", "clip_checkpoint", "class_names", "crop_size", "seed")
     missing = [k for k in fields if k not in run_info]
     if missing:
@@ -68,12 +58,15 @@ def read_run(workdir: str | os.PathLike, step: int | None = None) -> RunInfo:
         step = steps[-1]
     elif step not in steps:
         raise PredictError(f"workdir {workdir} has no checkpoint of step {step}; it has {steps}")
-    return RunInfo(
-        workdir=workdir,
-        step=step,
-        model_config=run_info["model_config"],
-        clip_checkpoint=run_info["clip_checkpoint"],
-        class_names=list(run_info["class_names"]),
-        crop_size=int(run_info["crop_size"]),
-        seed=int(run_info["seed"]),
-    )
+    try:
+        return RunInfo(
+            workdir=workdir,
+            step=step,
+            model_config=dict(run_info["model_config"]),
+            clip_checkpoint=str(run_info["clip_checkpoint"]),
+            class_names=[str(name) for name in run_info["class_names"]],
+            crop_size=int(run_info["crop_size"]),
+            seed=int(run_info["seed"]),
+        )
+    except (TypeError, ValueError) as e:
+        raise PredictError(f"{info_path}: a field has the wrong type ({e})") from None

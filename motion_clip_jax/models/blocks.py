@@ -2,6 +2,11 @@
 
 Kernels are drawn from N(0, 0.02^2), biases start at zero (the ViT / X-CLIP convention). No output
 projection starts at zero: every trainable leaf must get a gradient from the first step.
+
+The attention's key projection has no bias: a bias shared by every key adds the same number to all
+of a query's scores, which the softmax removes, so its true gradient is exactly zero. Kept, it is a
+parameter that only rounding noise moves, and Adam scales that noise to full-size steps (a sharded
+run and a one-device run then disagree on it by 100%). Dropping it changes no output.
 """
 
 from __future__ import annotations
@@ -20,18 +25,38 @@ DType = Any
 INIT_STD = 0.02
 
 
-def attention(
-    num_heads: int, qkv_dim: int | None, dtype: DType, name: str
-) -> nn.MultiHeadDotProductAttention:
-    """Multi-head attention with q/k/v/out projections (out back to the query width)."""
-    return nn.MultiHeadDotProductAttention(
-        num_heads=num_heads,
-        qkv_features=qkv_dim,
-        dtype=dtype,
-        kernel_init=nn.initializers.normal(INIT_STD),
-        deterministic=True,
-        name=name,
-    )
+class Attention(nn.Module):
+    """Multi-head attention, q/k/v projections to `qkv_dim` (None: the query width), `out` back to
+    the query width; the parameter tree of Flax's MultiHeadDotProductAttention without the key
+    bias (module docstring). q (N, Q, Dq), kv (N, S, Dkv) -> (N, Q, Dq)."""
+
+    num_heads: int
+    qkv_dim: int | None = None
+    dtype: DType = jnp.float32
+
+    @nn.compact
+    def __call__(self, queries: Array, keys_values: Array) -> Array:
+        features = self.qkv_dim or queries.shape[-1]
+        if features % self.num_heads:
+            raise ValueError(f"qkv width {features} is not divisible into {self.num_heads} heads")
+        project = lambda name, use_bias: nn.DenseGeneral(
+            (self.num_heads, features // self.num_heads),
+            use_bias=use_bias,
+            dtype=self.dtype,
+            kernel_init=nn.initializers.normal(INIT_STD),
+            name=name,
+        )
+        q = project("query", True)(queries)  # (N, Q, heads, head_dim)
+        k = project("key", False)(keys_values)
+        v = project("value", True)(keys_values)
+        out = nn.dot_product_attention(q, k, v, dtype=self.dtype)
+        return nn.DenseGeneral(
+            queries.shape[-1],
+            axis=(-2, -1),
+            dtype=self.dtype,
+            kernel_init=nn.initializers.normal(INIT_STD),
+            name="out",
+        )(out)
 
 
 class TransformerBlock(nn.Module):
@@ -45,7 +70,7 @@ class TransformerBlock(nn.Module):
     def __call__(self, x: Array) -> Array:
         width = x.shape[-1]
         h = LayerNorm(name="ln_1")(x)
-        x = x + attention(self.num_heads, None, self.dtype, "attn")(h, h, h).astype(x.dtype)
+        x = x + Attention(self.num_heads, None, self.dtype, name="attn")(h, h).astype(x.dtype)
         h = LayerNorm(name="ln_2")(x)
         dense = lambda n, name: nn.Dense(
             n, dtype=self.dtype, name=name, kernel_init=nn.initializers.normal(INIT_STD)
@@ -81,5 +106,5 @@ class CrossAttention(nn.Module):
     def __call__(self, queries: Array, keys_values: Array) -> Array:
         q = LayerNorm(name="ln_q")(queries)
         kv = LayerNorm(name="ln_kv")(keys_values)
-        out = attention(self.num_heads, self.qkv_dim, self.dtype, "attn")(q, kv, kv)
+        out = Attention(self.num_heads, self.qkv_dim, self.dtype, name="attn")(q, kv)
         return queries + out.astype(queries.dtype)

@@ -171,14 +171,14 @@ class CLIP(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention with q/k/v projections to `qkv_dim` and `out` back to `width`
-    (Flax's MultiHeadDotProductAttention). q (N, Q, W), kv (N, S, W) -> (N, Q, W)."""
+    """Multi-head attention with q/k/v projections to `qkv_dim` and `out` back to `width`, the key
+    projection without bias (models/blocks.py says why). q (N, Q, W), kv (N, S, W) -> (N, Q, W)."""
 
     def __init__(self, width: int, heads: int, qkv_dim: int):
         super().__init__()
         self.heads = heads
         self.query = nn.Linear(width, qkv_dim)
-        self.key = nn.Linear(width, qkv_dim)
+        self.key = nn.Linear(width, qkv_dim, bias=False)
         self.value = nn.Linear(width, qkv_dim)
         self.out = nn.Linear(qkv_dim, width)
 

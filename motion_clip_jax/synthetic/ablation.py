@@ -31,6 +31,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from motion_clip_jax import cli_errors
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = ("clip", "baseline", "baseline_mcb", "mmb", "mmb_map", "full")
 VARIANT_LABELS = {
@@ -72,7 +74,12 @@ def load_config_module(path: str) -> Callable[..., ml_collections.ConfigDict]:
         raise FileNotFoundError(f"config file {path} not found")
     spec = importlib.util.spec_from_file_location("ablation_base_config", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ValueError(f"config file {path} line {e.lineno}: {e.msg}") from e
+    if not callable(getattr(module, "get_config", None)):
+        raise ValueError(f"config file {path} defines no get_config()")
     return module.get_config
 
 
@@ -202,10 +209,8 @@ def run_metrics(workdir: str) -> dict[str, Any]:
     """One finished run -> {'top1', 'top1_multiview', 'pairs': {label: acc}, 'hard_pairs',
     'easy_mean', 'hard_mean', 'pair_mean', 'steps', 'seconds', 'steps_per_second'} (accuracies in
     [0, 1]; None where missing)."""
-    with open(os.path.join(workdir, "eval_results.json")) as f:
-        results = json.load(f)
-    with open(os.path.join(workdir, "run_info.json")) as f:
-        names = json.load(f)["class_names"]
+    results = cli_errors.read_json(os.path.join(workdir, "eval_results.json"))
+    names = cli_errors.read_json(os.path.join(workdir, "run_info.json")).get("class_names", [])
     single = results.get("main/single_view")
     if single is None:
         raise ValueError(f"{workdir}/eval_results.json: no 'main/single_view' evaluation")
@@ -491,10 +496,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; known: {list(VARIANTS)}")
-    to_ints = lambda text: [int(s) for s in text.split(",") if s.strip()]
-    seeds, random_seeds = to_ints(args.seeds), to_ints(args.random_seeds)
-    overrides = {**DEFAULT_OVERRIDES, **parse_overrides(args.set)}
 
+    def to_ints(flag: str, text: str) -> list[int]:
+        try:
+            return [int(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            parser.error(f"{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2")
+
+    seeds, random_seeds = (
+        to_ints("--seeds", args.seeds),
+        to_ints("--random_seeds", args.random_seeds),
+    )
+    if not seeds and not random_seeds:
+        parser.error("--seeds and --random_seeds are both empty: no run to do")
+    if not variants:
+        parser.error("--variants is empty")
+    if args.epochs is not None and args.epochs <= 0:
+        parser.error(f"--epochs must be > 0, got {args.epochs}")
+    for flag, path in (("--root", args.root), ("--docs", args.docs)):
+        if os.path.exists(path) and not os.path.isdir(path):
+            parser.error(f"{flag} {path} is a file, not a folder")
+    try:
+        overrides = {**DEFAULT_OVERRIDES, **parse_overrides(args.set)}
+    except ValueError as e:
+        parser.error(str(e))
+    if args.clip_checkpoint and not os.path.isfile(args.clip_checkpoint):
+        parser.error(f"--clip_checkpoint {args.clip_checkpoint}: no such file")
+    return cli_errors.run_main(_run, args, argv, variants, seeds, random_seeds, overrides)
+
+
+def _run(
+    args: argparse.Namespace,
+    argv: list[str],
+    variants: list[str],
+    seeds: list[int],
+    random_seeds: list[int],
+    overrides: dict[str, Any],
+) -> int:
+    """main() past its flags: the runs, then the docs."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 

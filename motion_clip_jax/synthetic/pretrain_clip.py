@@ -363,11 +363,11 @@ def get_or_pretrain_tiny_clip(
         try:
             module, _ = flax_file.load_clip(path)
         except Exception as e:
-            raise RuntimeError(
+            raise ValueError(
                 f"cached tiny CLIP {path} is unreadable ({e}); delete it to pretrain again"
             ) from e
         if module.config != expected:
-            raise RuntimeError(
+            raise ValueError(
                 f"cached tiny CLIP {path} holds config {module.config}, expected {expected}; "
                 "delete it to pretrain again"
             )

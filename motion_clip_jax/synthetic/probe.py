@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from motion_clip_jax import cli_errors
 from motion_clip_jax.convert import flax_file
 from motion_clip_jax.models.clip import CLIP, init_clip
 from motion_clip_jax.synthetic import pretrain_clip, world
@@ -218,12 +221,21 @@ def motion_probe(
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache_dir", required=True, help="folder of the cached msgpack")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=pretrain_clip.DEFAULT_STEPS)
     args = parser.parse_args(argv)
+    if os.path.exists(args.cache_dir) and not os.path.isdir(args.cache_dir):
+        parser.error(f"--cache_dir {args.cache_dir} is a file, not a folder")
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    return cli_errors.run_main(_probe, args)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """Both probes of the cached (pretrained if missing) and of a random tiny CLIP, as JSON."""
     path = pretrain_clip.get_or_pretrain_tiny_clip(args.cache_dir, seed=args.seed, steps=args.steps)
     pretrained = flax_file.load_clip(path)
     towers = {"pretrained": pretrained, "random": init_clip(pretrained[0].config, args.seed)}
@@ -235,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, (module, variables) in towers.items()
     }
     print(json.dumps(results, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

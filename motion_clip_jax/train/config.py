@@ -20,6 +20,9 @@ _OPAQUE = ("extra", "clip_overrides", "source_settings", "clip_source_settings")
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0  # parameter init, data order, augmentation: a run is a pure function of config
+    # A rerun in a workdir with checkpoints must train the same experiment (train/workdir.py
+    # lists the fields); True trains on with changed fields and records the change.
+    c.allow_config_change = False
 
     # --- Frozen CLIP ---
     # Converted OpenAI CLIP (`python -m motion_clip_jax.convert to-flax ...`, a .msgpack file).

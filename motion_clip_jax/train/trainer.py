@@ -28,10 +28,11 @@ from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
-from motion_clip_jax.train import data_input, providers
+from motion_clip_jax.train import data_input, preemption, providers
 from motion_clip_jax.train import evaluate as evaluate_lib
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
+from motion_clip_jax.train import workdir as workdir_lib
 from motion_clip_jax.train.config import validate_config
 from motion_clip_jax.train.metrics import MetricWriter
 from motion_clip_jax.train.optim import make_optimizer
@@ -43,6 +44,15 @@ MAX_PENDING_STEPS = 8
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN / Inf; training stopped before any checkpoint of the bad state."""
+
+
+class Preempted(SystemExit):
+    """SIGTERM (TPU pod maintenance, spot GPUs): a checkpoint was saved at an agreed step and the
+    process exits with status 143 (128 + SIGTERM); rerunning the same command resumes there."""
+
+    def __init__(self, step: int):
+        super().__init__(143)
+        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,13 +161,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, MetricWriter]:
-    """Validates the config, creates the workdir, records config.json -> (abs workdir, writer)."""
+    """Validates the config, checks it against the experiment the workdir already holds (see
+    train/workdir.py), records this start -> (abs workdir, writer)."""
     validate_config(config)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
+    changes = workdir_lib.check_config(config, workdir)
+    if changes:
+        log("allow_config_change: training on with changed fields:\n  " + "\n  ".join(changes))
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+        workdir_lib.record_start(config, workdir, changes)
     return workdir, MetricWriter(workdir)
 
 
@@ -272,15 +285,17 @@ def restore(
     state: steps_lib.TrainState,
     config: ml_collections.ConfigDict,
 ) -> steps_lib.TrainState:
-    """The latest checkpoint's state onto `state`'s shardings, or `state` when there is none."""
-    latest = checkpointer.latest_step()
-    if latest is None:
+    """The newest checkpoint that restores, onto `state`'s shardings; `state` when there is none.
+
+    Damaged newer checkpoints are logged and moved aside (train/checkpoint.py)."""
+    found = checkpointer.restore_latest(state, log)
+    if found is None:
         return state
-    state, position = checkpointer.restore(latest, state)
+    step, state, position = found
     start_step = int(state.step)
     if position.get("step") != start_step or position.get("seed") != config.seed:
         raise ValueError(
-            f"checkpoint {latest}: data position {position} does not match "
+            f"checkpoint {step}: data position {position} does not match "
             f"step {start_step} / seed {config.seed}"
         )
     log(f"Resumed from step {start_step} ({checkpointer.directory})")
@@ -315,7 +330,8 @@ def global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]
 def train_loop(
     ctx: TrainContext, eval_ctx: EvalContext, main: EvalSet, state: steps_lib.TrainState
 ) -> steps_lib.TrainState:
-    """Steps from state.step to ctx.total_steps: logs, NaN guard, checkpoints, optional evals."""
+    """Steps from state.step to ctx.total_steps: logs, NaN guard, checkpoints, optional evals,
+    preemption (SIGTERM)."""
     config, start_step = ctx.config, int(state.step)
     train_iter = data_input.train_iterator(config, main.dataset, start_step)
     report = periodic_actions.ReportProgress(
@@ -327,6 +343,22 @@ def train_loop(
         f"Training steps {start_step} -> {ctx.total_steps} ({ctx.steps_per_epoch} steps/epoch, "
         f"global batch {config.train.batch_size})"
     )
+    with preemption.SigtermFlag() as sigterm:
+        return run_steps(ctx, eval_ctx, main, state, train_iter, report, sigterm)
+
+
+def run_steps(
+    ctx: TrainContext,
+    eval_ctx: EvalContext,
+    main: EvalSet,
+    state: steps_lib.TrainState,
+    train_iter: Iterator[dict[str, np.ndarray]],
+    report: Callable[[int], Any],
+    sigterm: preemption.SigtermFlag,
+) -> steps_lib.TrainState:
+    """The steps of `train_loop`. After SIGTERM, every process stops at the same step, saves a
+    checkpoint there and raises Preempted."""
+    config, start_step = ctx.config, int(state.step)
     pending: list[tuple[int, dict]] = []
     window: list[dict] = []
     window_start = time.time()
@@ -340,16 +372,27 @@ def train_loop(
         pending.append((done, metrics))
         is_log = done % config.train.log_every_steps == 0 or done == ctx.total_steps
         is_ckpt = done % config.train.checkpoint_every_steps == 0 or done == ctx.total_steps
+        stop = False
         if is_log or is_ckpt or len(pending) >= MAX_PENDING_STEPS:
             window += fetch_finite(pending, ctx.checkpointer)
             pending = []
+            # Every process reaches this point at the same steps, so they agree on where to stop.
+            stop = preemption.any_process(sigterm.is_set())
         if is_log and window:
             log_window(ctx, done, window, time.time() - window_start)
             window, window_start = [], time.time()
         report(done)
-        if is_ckpt:
+        if is_ckpt or stop:
             position = {"step": done, "seed": config.seed, "epoch": done // ctx.steps_per_epoch}
             ctx.checkpointer.save(done, state, position)
+        if stop:
+            ctx.checkpointer.wait()
+            ctx.writer.flush()
+            log(
+                f"Preempted (SIGTERM): checkpoint saved at step {done} in "
+                f"{ctx.checkpointer.directory}; rerun the same command to resume."
+            )
+            raise Preempted(done)
         every = config.train.eval_every_steps
         if every > 0 and done % every == 0 and done != ctx.total_steps:
             quick = run_evaluation(eval_ctx, state.trainable, main, multiview=False)

@@ -1,7 +1,8 @@
-"""Runs a few train steps of a tiny model on each given mesh; saves losses + params per mesh (npz).
+"""Runs a few train steps of a tiny model on each given mesh and optimizer; saves losses + params
+(npz, one file per <optimizer>_<data>x<model>).
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scripts/sharded_steps.py \
-      --meshes 1x1,4x2 --out runs
+      --meshes 1x1,4x2 --optimizers sgd,adamw --out runs
 """
 
 import argparse
@@ -25,23 +26,25 @@ from tests.configs.tiny_synthetic import tiny_model_config  # noqa: E402
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--meshes", default="1x1,4x2", help="data x model sizes")
+    parser.add_argument("--optimizers", default="sgd", help="sgd and/or adamw")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", required=True, help="directory for <data>x<model>.npz")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for spec in args.meshes.split(","):
-        data, model = (int(x) for x in spec.split("x"))
-        run(data, model, args.steps, os.path.join(args.out, f"{spec}.npz"))
+    for name in args.optimizers.split(","):
+        for spec in args.meshes.split(","):
+            data, model = (int(x) for x in spec.split("x"))
+            run(data, model, name, args.steps, os.path.join(args.out, f"{name}_{spec}.npz"))
 
 
-def run(data: int, model_size: int, num_steps: int, out: str):
+def run(data: int, model_size: int, optimizer: str, num_steps: int, out: str):
     mesh = mesh_lib.make_mesh(data, model_size, jax.devices()[: data * model_size])
     config = tiny_model_config()
     model, trainable, frozen = init_video_clip(config, rng=0)
     optim = ml_collections.ConfigDict(
         dict(
-            name="sgd",
-            learning_rate=0.5,
+            name=optimizer,
+            learning_rate=0.5 if optimizer == "sgd" else 1e-2,
             momentum=0.9,
             nesterov=False,
             b1=0.9,
@@ -87,7 +90,10 @@ def run(data: int, model_size: int, num_steps: int, out: str):
         for x in jax.tree_util.tree_leaves(frozen)
     )
     np.savez(out, losses=np.asarray(losses), sharded=sharded, **flat)
-    print(f"mesh {data}x{model_size}: losses {losses}, frozen sharded over model axis: {sharded}")
+    print(
+        f"{optimizer} mesh {data}x{model_size}: losses {losses}, frozen sharded over model axis: "
+        f"{sharded}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""User-facing errors of the command-line entry points: one `error: ...` line and exit status 1.
+
+A bad input (a missing, empty or garbage file, a wrong flag value) raises ValueError (the project's
+own error classes subclass it) or OSError with a message naming the path or field; the commands
+print that message instead of a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
+
+
+def message(error: BaseException) -> str:
+    """One line: the error's message (a KeyError's key unquoted, line breaks folded)."""
+    if isinstance(error, KeyError) and error.args:
+        text = f"unknown name {error.args[0]!r}"
+    elif isinstance(error, UnicodeDecodeError):
+        text = f"not a UTF-8 text file ({error.reason} at byte {error.start})"
+    else:
+        text = str(error)
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return text or type(error).__name__
+
+
+def report(error: BaseException | str, hint: str = "") -> int:
+    """Prints `error: <message>` (and `hint`, if any) on stderr; returns the exit status 1."""
+    text = error if isinstance(error, str) else message(error)
+    print(f"error: {text}{f' {hint}' if hint else ''}", file=sys.stderr)
+    return 1
+
+
+def run_main(main: Callable[..., int | None], *args: Any) -> int:
+    """`main(*args)`, with a user error turned into `error: ...` and exit status 1."""
+    try:
+        return main(*args) or 0
+    except USER_ERRORS as e:
+        return report(e)
+
+
+def read_json(path: str | os.PathLike, what: str = "", expect: type = dict) -> Any:
+    """The JSON document in `path`, which must be a `expect` (default: an object); errors name the
+    file: missing, not JSON, not UTF-8, the wrong kind of document."""
+    path = os.fspath(path)
+    label = f"{what} {path}" if what else path
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{label} is a folder, not a JSON file")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{label} not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{label}: {message(e)}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{label}: not valid JSON ({e})") from None
+    if not isinstance(data, expect):
+        kind = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise ValueError(f"{label}: expected a JSON {kind}, got a {type(data).__name__}")
+    return data

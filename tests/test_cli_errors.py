@@ -1,0 +1,400 @@
+"""Every command on a missing, empty or garbage input or a wrong flag: a non-zero exit status and
+one `error: ...` line (argparse: `usage` then `<prog>: error: ...`) naming the path or field, and
+no traceback.
+
+`motion_clip_jax.main` (absl, global flags) runs in subprocesses, two at a time. The argparse
+commands run their real `python -m` entry point in this process (`runpy`, `__name__ ==
+"__main__"`): an exception escaping one fails the test, as a traceback on the command line would.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+import types
+import warnings
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+TINY = "tests/configs/tiny_synthetic.py"
+GARBAGE = bytes(range(256)) * 4  # not UTF-8, not JSON, not msgpack, not a zip, not a pickle
+
+
+def _error_line(stderr: str) -> str | None:
+    """The first `error: ...` line (ours) or `<prog>: error: ...` line (argparse's)."""
+    for line in stderr.splitlines():
+        if line.startswith("error: ") or re.match(r"\S+( \S+)*: error: ", line):
+            return line
+    return None
+
+
+def _assert_user_error(code, stderr: str, *names: str) -> None:
+    assert code not in (0, None), stderr
+    assert "Traceback" not in stderr, stderr
+    line = _error_line(stderr)
+    assert line, stderr
+    for name in names:
+        assert name in line, (name, line)
+
+
+def _run_module(capsys, module: str, *argv: str) -> tuple[int | str | None, str]:
+    """`python -m module argv...` in this process -> (exit status, stderr)."""
+    capsys.readouterr()
+    saved = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        with warnings.catch_warnings():  # runpy: "found in sys.modules" for imported modules
+            warnings.simplefilter("ignore", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=False)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+        if isinstance(code, str):  # sys.exit("message") prints the message, status 1
+            print(code, file=sys.stderr)
+            code = 1
+    finally:
+        sys.argv = saved
+    return code, capsys.readouterr().err
+
+
+def _write(path, data: bytes | str = GARBAGE):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_bytes(data)
+    return str(path)
+
+
+def _check_cases(capsys, module: str, cases) -> None:
+    for argv, names in cases:
+        code, err = _run_module(capsys, module, *argv)
+        try:
+            _assert_user_error(code, err, *names)
+        except AssertionError as e:
+            raise AssertionError(f"{module} {argv}: {e}") from None
+
+
+# --- motion_clip_jax.main -------------------------------------------------------------------------
+
+
+def _main_cases(tmp_path) -> list[tuple[list[str], list[str]]]:
+    missing = str(tmp_path / "missing.py")
+    syntax = _write(tmp_path / "syntax.py", "def get_config(:\n    garbage\n")
+    no_get = _write(tmp_path / "no_get.py", "X = 1\n")
+    returns_none = _write(tmp_path / "returns_none.py", "def get_config():\n    pass\n")
+    empty_dataset = tmp_path / "empty_dataset"
+    empty_dataset.mkdir()
+    garbage_clip = _write(tmp_path / "garbage.msgpack")
+    a_file = _write(tmp_path / "a_file", "x")
+    workdir = f"--workdir={tmp_path / 'workdir'}"
+    tiny = f"--config={TINY}"
+    no_random = "--config.allow_random_clip=False"
+    return [
+        ([f"--config={missing}", workdir], ["missing.py"]),
+        ([f"--config={syntax}", workdir], ["syntax.py", "line 1"]),
+        ([f"--config={no_get}", workdir], ["no_get.py", "get_config"]),
+        (["--config=configs/hmdb_closed.py:9", workdir], ["split must be 1, 2 or 3", "'9'"]),
+        ([tiny, "--config.model.nope=1", workdir], ["--config.model.nope", "'nope'"]),
+        ([tiny, "--config.train.batch_size=abc", workdir], ["--config.train.batch_size", "abc"]),
+        ([tiny, "--config.model.motion_step=99", workdir], ["motion_step=99"]),
+        ([f"--config={returns_none}", workdir], ["returns_none.py", "None"]),
+        ([tiny, "--nope", workdir], ["nope"]),
+        ([tiny, workdir, "extra"], ["unexpected", "extra"]),
+        ([tiny], ["--workdir"]),
+        ([tiny, f"--workdir={a_file}"], ["a_file"]),
+        (
+            [tiny, "--config.data.source=", "--config.data.dataset_dir=/nonexistent", workdir],
+            ["/nonexistent"],
+        ),
+        ([f"--config={TINY}:{empty_dataset}", "--config.data.source=", workdir], ["empty_dataset"]),
+        (
+            [tiny, "--config.clip_checkpoint=/nonexistent.msgpack", no_random, workdir],
+            ["clip_checkpoint", "/nonexistent.msgpack"],
+        ),
+        (
+            [tiny, f"--config.clip_checkpoint={garbage_clip}", no_random, workdir],
+            ["garbage.msgpack"],
+        ),
+    ]
+
+
+def _python_m(module: str, argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def test_main(tmp_path):
+    cases = _main_cases(tmp_path)
+    # With --verbosity given explicitly a user error keeps its traceback (for debugging).
+    verbose = [f"--config={TINY}", "--config.model.nope=1", "--verbosity=0", "--workdir=w"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda argv: _python_m("motion_clip_jax.main", argv),
+                             [argv for argv, _ in cases] + [verbose]))  # fmt: skip
+    for (argv, names), run in zip(cases, runs):
+        try:
+            _assert_user_error(run.returncode, run.stderr, *names)
+        except AssertionError as e:
+            raise AssertionError(f"main {argv}: {e}") from None
+        assert "--verbosity=1" in _error_line(run.stderr), run.stderr  # the hint
+    assert runs[-1].returncode != 0 and "Traceback" in runs[-1].stderr
+
+
+# --- predict, predict_torch, export -------------------------------------------------------------
+
+
+def _fake_workdir(root, run_info: bytes | str) -> str:
+    """A workdir with a checkpoint directory and the given run_info.json."""
+    (root / "checkpoints" / "3" / "state").mkdir(parents=True)
+    _write(root / "run_info.json", run_info)
+    return str(root)
+
+
+def test_predict_and_export(tmp_path, capsys, monkeypatch):
+    video = _write(tmp_path / "clip.mp4")
+    a_file = _write(tmp_path / "a_file", "x")
+    garbage = _fake_workdir(tmp_path / "garbage_run", GARBAGE)
+    not_json = _fake_workdir(tmp_path / "not_json_run", "{model_config: 1")
+    a_list = _fake_workdir(tmp_path / "list_run", "[1, 2]")
+    fields = {"model_config": {}, "clip_checkpoint": "x", "class_names": ["a"], "seed": 0}
+    wrong_type = _fake_workdir(tmp_path / "typed_run", json.dumps({**fields, "crop_size": "big"}))
+    bad_workdirs = [
+        (a_file, ["a_file", "is a file"]),
+        (garbage, ["garbage_run/run_info.json", "UTF-8"]),
+        (not_json, ["not_json_run/run_info.json", "not valid JSON"]),
+        (a_list, ["list_run/run_info.json", "JSON object"]),
+        (wrong_type, ["typed_run/run_info.json", "wrong type", "big"]),
+    ]
+    predict = "motion_clip_jax.inference.predict"
+    export = "motion_clip_jax.pytorch.export"
+    out = str(tmp_path / "out.pt")
+    _check_cases(
+        capsys, predict, [(["--workdir", w, "--video", video], n) for w, n in bad_workdirs]
+    )
+    _check_cases(capsys, export, [(["--workdir", w, "--output", out], n) for w, n in bad_workdirs])
+    _check_cases(
+        capsys,
+        predict,
+        [
+            (["--video", video], ["--workdir"]),  # argparse: a required flag
+            (["--workdir", garbage], ["--video"]),
+            (["--workdir", garbage, "--video", video, "--top", "x"], ["--top"]),
+        ],
+    )
+    _check_cases(capsys, export, [(["--workdir", garbage], ["--output"])])
+    torch_cases = [
+        (["--model", _write(tmp_path / "garbage.pt"), "--video", video], ["garbage.pt"]),
+        (["--model", str(tmp_path), "--video", video], [str(tmp_path)]),
+        (["--video", video], ["--model"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.pytorch.predict", torch_cases)
+
+    # --output in a folder that cannot be created (under a regular file); the run itself stubbed.
+    from motion_clip_jax.pytorch import export as export_lib
+
+    info = types.SimpleNamespace(workdir="w", step=3, class_names=["a"], crop_size=32)
+    run = types.SimpleNamespace(model_config={}, trainable={}, frozen={}, info=info, clip_source="")
+    monkeypatch.setattr(export_lib, "load_trained_run", lambda workdir, step: run)
+    monkeypatch.setattr(export_lib, "export_payload", lambda *args, **kwargs: {})
+    capsys.readouterr()
+    code = export_lib.main(["--workdir", "w", "--output", f"{a_file}/sub/model.pt"])
+    _assert_user_error(code, capsys.readouterr().err, "a_file")
+
+
+# --- convert ------------------------------------------------------------------------------------
+
+
+def test_convert(tmp_path, capsys):
+    garbage = _write(tmp_path / "garbage.pt")
+    empty = _write(tmp_path / "empty.msgpack", b"")
+    a_file = _write(tmp_path / "a_file", "x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    out = str(tmp_path / "out.msgpack")
+    cases = [
+        (["to-flax", "--input", str(tmp_path / "missing.pt"), "--output", out], ["missing.pt"]),
+        (["to-flax", "--input", garbage, "--output", out], ["garbage.pt"]),
+        (["to-flax", "--input", _write(tmp_path / "g.safetensors"), "--output", out], ["g.saf"]),
+        (["to-flax", "--input", str(folder), "--output", out], ["folder"]),
+        (["to-flax", "--input", garbage, "--output", f"{a_file}/out.msgpack"], ["a_file"]),
+        (["to-flax", "--input", garbage, "--output", str(folder)], ["folder"]),
+        (["to-torch", "--input", garbage, "--output", out], ["garbage.pt"]),
+        (["to-torch", "--input", empty, "--output", out], ["empty.msgpack"]),
+        (["to-torch", "--input", str(folder), "--output", out], ["folder"]),
+        (["to-torch", "--input", garbage], ["--output"]),
+        (["to-jax", "--input", garbage, "--output", out], ["to-jax"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.convert", cases)
+    assert not os.path.exists(out)
+
+
+# --- data_prep.build_tfrecords ------------------------------------------------------------------
+
+
+def test_build_tfrecords(tmp_path, capsys):
+    out = ["--out_dir", str(tmp_path / "out"), "--workers", "1", "--no_progress"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = str(tmp_path / "missing")
+    hmdb_garbage = tmp_path / "hmdb_garbage"
+    _write(hmdb_garbage / "brush_hair_test_split1.txt")
+    hmdb_bad_line = tmp_path / "hmdb_bad_line"
+    _write(hmdb_bad_line / "brush_hair_test_split1.txt", "a.avi 7\n")
+    hmdb_listed = tmp_path / "hmdb_listed"  # lists a video the (empty) videos folder lacks
+    _write(hmdb_listed / "brush_hair_test_split1.txt", "a.avi 1\nb.avi 2\n")
+    ucf_garbage = tmp_path / "ucf_garbage"
+    _write(ucf_garbage / "classInd.txt")
+    ucf_label = tmp_path / "ucf_label"
+    _write(ucf_label / "trainlist01.txt", "ApplyEyeMakeup/v_a.avi x\n")
+    _write(ucf_label / "testlist01.txt", "")
+    k400_columns = _write(tmp_path / "columns.csv", "a,b\n1,2\n")
+    k400_garbage = _write(tmp_path / "garbage.csv")
+    one_video = tmp_path / "one_video"
+    _write(one_video / "wave" / "a.avi")
+    a_file = _write(tmp_path / "a_file", "x")
+
+    def hmdb(videos, splits, *extra):
+        return ["hmdb51", "--videos_dir", str(videos), "--splits_dir", str(splits), *out, *extra]
+
+    def ucf(splits):
+        return ["ucf101", "--videos_dir", str(empty), "--splits_dir", str(splits), *out]
+
+    def k400(*annotations):
+        return ["kinetics400", "--videos_dir", str(empty), "--annotations", *annotations, *out]
+
+    cases = [
+        (hmdb(missing, empty), ["missing"]),
+        (hmdb(empty, missing), ["missing", "split-file folder"]),
+        (hmdb(empty, empty), ["no HMDB-51 split files", "empty"]),
+        (hmdb(empty, hmdb_garbage, "--splits", "1"), ["brush_hair_test_split1.txt", "UTF-8"]),
+        (hmdb(empty, hmdb_bad_line, "--splits", "1"), ["brush_hair_test_split1.txt", "line 1"]),
+        (hmdb(empty, hmdb_listed, "--splits", "1"), ["hmdb51_split1", "no videos"]),
+        (hmdb(empty, empty, "--splits", "9"), ["--splits", "'9'"]),
+        (hmdb(empty, empty, "--jpeg_quality", "0"), ["--jpeg_quality"]),
+        (hmdb(empty, empty, "--nope"), ["--nope"]),
+        (ucf(ucf_garbage), ["classInd.txt", "UTF-8"]),
+        (ucf(empty), ["trainlist01.txt"]),
+        (ucf(ucf_label), ["trainlist01.txt", "line 1"]),
+        (k400(str(tmp_path / "missing.csv")), ["missing.csv"]),
+        (k400(k400_garbage), ["garbage.csv", "UTF-8"]),
+        (k400(k400_columns), ["columns.csv", "columns"]),
+        (["folder", "--videos_dir", str(empty), "--name", "mine", *out], ["empty", "no class"]),
+        (["folder", "--videos_dir", str(one_video), "--name", "Mine!", *out], ["'Mine!'"]),
+        (["folder", "--videos_dir", str(one_video), "--name", "mine"], ["--out_dir"]),
+        (
+            ["folder", "--videos_dir", str(one_video), "--name", "mine", "--out_dir", a_file],
+            ["a_file"],
+        ),
+        (["synthetic", "--out_dir", f"{a_file}/data"], ["a_file"]),
+        (["hmdb"], ["hmdb"]),
+    ]
+    _check_cases(capsys, "data_prep.build_tfrecords", cases)
+
+
+# --- experiment drivers -------------------------------------------------------------------------
+
+
+def test_summarize_and_few_shot(tmp_path, capsys):
+    garbage = tmp_path / "garbage"
+    _write(garbage / "eval_results.json")
+    a_list = tmp_path / "a_list"
+    _write(a_list / "eval_results.json", "[]")
+    not_number = tmp_path / "not_number"
+    _write(not_number / "eval_results.json", json.dumps({"main/single_view": {"top1": "high"}}))
+    no_top1 = tmp_path / "no_top1"
+    _write(no_top1 / "eval_results.json", json.dumps({"main/single_view": {"loss": 1.0}}))
+    no_results = tmp_path / "no_results"
+    no_results.mkdir()
+    missing = str(tmp_path / "missing")
+    cases = [
+        ([], ["WORKDIR"]),
+        (["--metric", "top5"], ["--metric"]),
+        ([missing], ["missing"]),
+        ([str(no_results)], ["no_results/eval_results.json"]),
+        ([str(garbage)], ["garbage/eval_results.json", "UTF-8"]),
+        ([str(a_list)], ["a_list/eval_results.json", "JSON object"]),
+        ([str(not_number)], ["not_number/eval_results.json", "top1", "'high'"]),
+        ([str(no_top1)], ["no_top1", "no top1"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.experiments.summarize", cases)
+
+    root = tmp_path / "few_shot"  # draw0 "finished" with a garbage result: summarising fails
+    _write(root / "draw0" / "eval_results.json")
+    base = ["--dataset", "hmdb51", "--k", "2"]
+    cases = [
+        ([*base, "--draws", "1", "--root", str(root)], ["draw0/eval_results.json"]),
+        ([*base, "--draws", "0", "--root", str(root)], ["--draws"]),
+        ([*base, "--root", _write(tmp_path / "a_file", "x")], ["--root", "a_file"]),
+        ([*base, "--root", str(root), "--config", "missing.py"], ["--config", "missing.py"]),
+        (["--dataset", "hmdb52", "--k", "2", "--root", str(root)], ["--dataset"]),
+        (["--dataset", "hmdb51", "--k", "two", "--root", str(root)], ["--k"]),
+        (["--dataset", "hmdb51", "--k", "2"], ["--root"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.experiments.few_shot", cases)
+    assert not (root / "summary.json").exists()
+
+
+def test_ablation_and_probe(tmp_path, capsys):
+    a_file = _write(tmp_path / "a_file", "x")
+    syntax = _write(tmp_path / "syntax.py", "def get_config(:\n")
+    no_get = _write(tmp_path / "no_get.py", "X = 1\n")
+    root = tmp_path / "root"  # a random-backbone run "finished" with a garbage result
+    _write(root / "random" / "clip" / "seed0" / "eval_results.json")
+    dirs = ["--root", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")]
+    one_run = ["--seeds", "", "--random_seeds", "0", "--variants", "clip"]
+    cases = [
+        (["--seeds", "0,x", *dirs], ["--seeds", "'0,x'"]),
+        (["--random_seeds", "1;2", *dirs], ["--random_seeds"]),
+        (["--seeds", "", "--random_seeds", "", *dirs], ["--seeds"]),
+        (["--variants", "clip,nope", *dirs], ["--variants", "nope"]),
+        (["--epochs", "0", *dirs], ["--epochs"]),
+        (["--epochs", "many", *dirs], ["--epochs"]),
+        (["--root", a_file], ["--root", "a_file"]),
+        (["--set", "train.num_steps", *dirs], ["--set", "train.num_steps"]),
+        (["--clip_checkpoint", str(tmp_path / "no.msgpack"), *dirs], ["no.msgpack"]),
+        ([*one_run, *dirs, "--config", str(tmp_path / "missing.py")], ["missing.py"]),
+        ([*one_run, *dirs, "--config", syntax], ["syntax.py", "line 1"]),
+        ([*one_run, *dirs, "--config", no_get], ["no_get.py", "get_config"]),
+        ([*one_run, *dirs, "--set", "train.nope=1"], ["train.nope", "'nope'"]),
+        (
+            [*one_run, "--root", str(root), "--docs", str(tmp_path / "docs")],
+            ["seed0/eval_results.json", "UTF-8"],
+        ),
+    ]
+    _check_cases(capsys, "motion_clip_jax.synthetic.ablation", cases)
+    assert not (tmp_path / "docs").exists()
+
+    cases = [
+        (["--cache_dir", a_file], ["--cache_dir", "a_file"]),
+        (["--cache_dir", str(tmp_path), "--steps", "0"], ["--steps"]),
+        (["--cache_dir", str(tmp_path), "--seed", "x"], ["--seed"]),
+        ([], ["--cache_dir"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.synthetic.probe", cases)
+
+
+@pytest.mark.parametrize(
+    "error,expected",
+    [
+        (KeyError("hmdb52"), "unknown name 'hmdb52'"),
+        (ValueError("two\n  lines"), "two lines"),
+        (OSError(), "OSError"),
+    ],
+)
+def test_one_line_messages(error, expected):
+    from motion_clip_jax import cli_errors
+
+    assert cli_errors.message(error) == expected

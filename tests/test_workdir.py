@@ -1,0 +1,173 @@
+"""A workdir belongs to one experiment: a rerun with other training fields is refused (or, when
+allowed, recorded), evaluation-only changes pass, and a damaged newest checkpoint is moved aside
+so training resumes from the newest one that restores, bitwise as if nothing had happened."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from motion_clip_jax.pytorch import export
+from motion_clip_jax.train import trainer
+from motion_clip_jax.train import workdir as workdir_lib
+
+from .conftest import REPO_ROOT, restore_train_state, tiny_config
+
+CONFIG = "tests/configs/tiny_synthetic.py"
+
+
+def test_training_changes_name_each_field_old_and_new():
+    recorded = {"seed": 0, "optim": {"learning_rate": 0.05}, "eval": {"batch_size": 8}}
+    current = {"seed": 0, "optim": {"learning_rate": 0.5}, "eval": {"batch_size": 4}, "model": 1}
+    assert workdir_lib.training_changes(recorded, current) == [
+        "model: (absent) -> 1",
+        "optim.learning_rate: 0.05 -> 0.5",
+    ]
+    assert workdir_lib.training_changes(recorded, recorded) == []
+    assert workdir_lib.is_training_field("train.num_steps")
+    assert not workdir_lib.is_training_field("train.log_every_steps")
+    assert not workdir_lib.is_training_field("seedling")
+
+
+def _history(workdir):
+    with open(os.path.join(workdir, workdir_lib.HISTORY_FILE)) as f:
+        return [json.loads(line) for line in f]
+
+
+def _recorded(workdir):
+    with open(os.path.join(workdir, workdir_lib.CONFIG_FILE)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run of 6 steps (checkpoints 3 and 6) and a copy of its final state."""
+    root = tmp_path_factory.mktemp("workdir")
+    config = tiny_config(str(root / "data" / "synthetic_motion"))
+    config.train.num_steps = 6
+    config.eval.single_view = False
+    workdir = root / "run"
+    trainer.train_and_evaluate(config, str(workdir))
+    return {"root": root, "workdir": workdir, "config": config}
+
+
+def _copy(trained, name):
+    target = trained["root"] / name
+    shutil.copytree(trained["workdir"], target)
+    return target
+
+
+def test_a_rerun_with_other_training_fields_is_refused(trained):
+    workdir = _copy(trained, "refused")
+    before = _recorded(workdir)
+    config = trained["config"].copy_and_resolve_references()
+    config.optim.learning_rate = 0.5
+    config.train.num_steps = 20
+    with pytest.raises(workdir_lib.WorkdirConfigError) as info:
+        trainer.train_and_evaluate(config, str(workdir))
+    message = str(info.value)
+    assert "optim.learning_rate: 0.05 -> 0.5" in message
+    assert "train.num_steps: 6 -> 20" in message
+    assert "--workdir" in message and "allow_config_change=True" in message
+    assert _recorded(workdir) == before  # the record is never overwritten by a refused start
+
+    baseline = trained["config"].copy_and_resolve_references()
+    baseline.model.motion_stream = False
+    baseline.model.prompts = "handcrafted"
+    baseline.model.mcb = False
+    with pytest.raises(workdir_lib.WorkdirConfigError, match=r"model.motion_stream: true -> false"):
+        trainer.train_and_evaluate(baseline, str(workdir))
+
+
+def test_evaluation_fields_may_change_and_each_start_is_recorded(trained):
+    workdir = _copy(trained, "eval_change")
+    before = _recorded(workdir)
+    config = trained["config"].copy_and_resolve_references()
+    config.eval.batch_size = 4
+    config.train.log_every_steps = 2
+    results = trainer.train_and_evaluate(config, str(workdir))
+    assert results["step"] == 6
+    assert _recorded(workdir) == before  # still the experiment's config
+    history = _history(workdir)
+    assert len(history) == 2 and history[1]["changed_training_fields"] == []
+    assert history[1]["config"]["eval"]["batch_size"] == 4
+
+
+def test_an_allowed_change_trains_on_and_is_recorded(trained):
+    workdir = _copy(trained, "allowed")
+    config = trained["config"].copy_and_resolve_references()
+    config.train.num_steps = 9
+    config.allow_config_change = True
+    results = trainer.train_and_evaluate(config, str(workdir))
+    assert results["step"] == 9
+    assert _recorded(workdir)["train"]["num_steps"] == 9
+    assert _history(workdir)[-1]["changed_training_fields"] == ["train.num_steps: 6 -> 9"]
+
+
+def _damage(workdir, step):
+    """Flips bytes all through the largest data file of a checkpoint's state."""
+    files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "state", "**", "d", "*"))
+    path = max(files, key=os.path.getsize)
+    data = bytearray(open(path, "rb").read())
+    for i in range(100, len(data), 97):
+        data[i] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+def _main(workdir, dataset_dir, *overrides):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motion_clip_jax.main",
+            f"--config={CONFIG}:{dataset_dir}",
+            f"--workdir={workdir}",
+            "--config.train.num_steps=6",
+            "--config.eval.single_view=False",
+            *overrides,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_exactly(trained, capsys):
+    expected = restore_train_state(trained["workdir"], 6)
+    workdir = _copy(trained, "damaged")
+    _damage(workdir, 6)
+    dataset_dir = trained["config"].data.dataset_dir
+    out = _main(workdir, dataset_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    warnings = [line for line in out.stdout.splitlines() if "does not restore" in line]
+    assert len(warnings) == 1 and "checkpoint 6" in warnings[0], out.stdout[-3000:]
+    assert "Resumed from step 3" in out.stdout
+    assert "Traceback" not in out.stderr and "Event loop is closed" not in out.stderr
+    assert os.path.isdir(workdir / "checkpoints_damaged" / "6")  # moved, not deleted
+    got = restore_train_state(workdir, 6)
+    assert set(got) == set(expected)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+    # No checkpoint restores: one clear error, nothing moved.
+    _damage(workdir, 3)
+    _damage(workdir, 6)
+    out = _main(workdir, dataset_dir)
+    assert out.returncode != 0
+    assert "no checkpoint in" in out.stderr and "restores" in out.stderr, out.stderr[-3000:]
+    assert sorted(os.listdir(workdir / "checkpoints_damaged")) == ["6"]
+
+    # Export (and predict, through the same restore) name the damaged checkpoint in one line.
+    capsys.readouterr()
+    code = export.main(["--workdir", str(workdir), "--output", str(workdir / "model.pt")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: checkpoint ") and "does not restore" in err, err
+    assert len(err.strip().splitlines()) == 1 and "--step" in err
