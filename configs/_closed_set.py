@@ -1,7 +1,15 @@
 """Shared by hmdb_closed.py and ucf_closed.py: the paper's closed-set recipe on one official split."""
 
+from motion_clip_jax.core.model_spec import VARIANTS
 from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
+
+
+def check_variant(variant: str, what: str) -> str:
+    """`variant` if it names one of model_spec.VARIANTS; else a ValueError naming the known ones."""
+    if variant not in VARIANTS:
+        raise ValueError(f"{what}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return variant
 
 
 def closed_set_config(dataset: str, arg: str, steps_per_epoch: int):
@@ -10,7 +18,7 @@ def closed_set_config(dataset: str, arg: str, steps_per_epoch: int):
     if split not in ("1", "2", "3"):
         raise ValueError(f"{dataset} closed-set: split must be 1, 2 or 3, got {split!r}")
     c = base_config()
-    c.model = model_config(variant or "full")
+    c.model = model_config(check_variant(variant or "full", f"{dataset} closed-set"))
     c.clip_checkpoint = "data/clip/vit_b16.msgpack"
     c.data.dataset_dir = f"data/tfds/{dataset}_split{split}"
     # Paper: 8 x V100, batch 128, SGD lr 0.0025, cosine. Epochs and warm-up are not given: we use

@@ -1,8 +1,10 @@
 """The README's main job: the paper's full model on the synthetic motion world, on a 2-core CPU.
 
 With nothing downloaded it writes the synthetic motion dataset (8 classes in 4 order-pairs: the two
-classes of a pair hold the same frames in opposite order) if missing, pretrains (or reuses) the tiny
-frozen CLIP of that world, trains the full model, evaluates, and prints a results table.
+classes of a pair hold the same frames in opposite order; the rotating pair turns a clock hand) if
+missing, pretrains (or reuses) the tiny frozen CLIP of that world (contrastive + attribute loss,
+cached by recipe and world version, docs/pretrain_clip.md), trains the full model, evaluates, and
+prints a results table.
 
   python -m motion_clip_jax.main --config=configs/demo.py --workdir=workdirs/demo
   python -m motion_clip_jax.main --config=configs/demo.py:baseline --workdir=workdirs/demo_baseline
@@ -17,7 +19,7 @@ from motion_clip_jax.train.config import base_config
 def get_config(variant: str = "full"):
     c = base_config()
     c.seed = 0
-    # The frozen CLIP: the synthetic world's tiny CLIP, pretrained once (~2 min), then reused.
+    # The frozen CLIP: the synthetic world's tiny CLIP, pretrained once (2500 steps), then reused.
     c.clip_source = "synthetic_tiny_clip"
     c.clip_source_settings = ml_collections.ConfigDict(
         dict(cache_dir="data/tiny_clip", pretrain_steps=-1)  # pretrain_steps > 0: fewer (tests)

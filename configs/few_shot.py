@@ -1,13 +1,16 @@
 """Few-shot (paper §4.3, Tab. 4-5): k videos per class drawn from split-1 train, tested on split-1
-test; batch 32, SGD lr 0.0015. The argument is "DATASET,K,DRAW":
+test; batch 32, SGD lr 0.0015. The argument is "DATASET,K,DRAW[,VARIANT]":
 
   python -m motion_clip_jax.main --config=configs/few_shot.py:hmdb51,2,0 --workdir=workdirs/hmdb_2shot_d0
-  python -m motion_clip_jax.experiments.few_shot --dataset hmdb51 --k 2 --draws 10   # all 10 draws
+  python -m motion_clip_jax.main --config=configs/few_shot.py:hmdb51,2,0,baseline ...  # Tab. 5 rows
+  python -m motion_clip_jax.experiments.paper table5 --dataset hmdb51   # every row, k and draw
 
 DATASET: hmdb51 | ucf101 (k in 2, 4, 8, 16) or kinetics400 (k = 5). The drawn video list is written
 to the workdir (few_shot_<k>shot_seed<draw>.txt); the draw is a pure function of (list, k, draw).
 """
 
+from configs._closed_set import check_variant
+from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
 
 DATASETS = {
@@ -18,16 +21,21 @@ DATASETS = {
 
 
 def get_config(arg: str = "hmdb51,2,0"):
+    parts = arg.split(",")
     try:
-        dataset, k, draw = arg.split(",")
+        dataset, k, draw = parts[:3]
         k, draw = int(k), int(draw)
+        if len(parts) > 4:
+            raise ValueError
     except ValueError:
         raise ValueError(
-            f"few_shot: argument must be DATASET,K,DRAW (e.g. hmdb51,2,0), got {arg!r}"
+            f"few_shot: argument must be DATASET,K,DRAW[,VARIANT] (e.g. hmdb51,2,0), got {arg!r}"
         ) from None
     if dataset not in DATASETS:
         raise ValueError(f"few_shot: dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    variant = check_variant(parts[3] if len(parts) == 4 else "full", "few_shot")
     c = base_config()
+    c.model = model_config(variant)
     c.clip_checkpoint = "data/clip/vit_b16.msgpack"
     c.data.dataset_dir, c.data.train_split, c.data.eval_split = DATASETS[dataset]
     c.data.few_shot_k = k

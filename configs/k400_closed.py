@@ -3,19 +3,23 @@
   python -m motion_clip_jax.main --config=configs/k400_closed.py --workdir=workdirs/k400
 
 Paper: 32 x V100, batch 256, SGD lr 0.0012, 10 epochs. Needs data/tfds/kinetics400 (data_prep
-kinetics400 ...) and data/clip/vit_b16.msgpack. The argument picks the evaluation split
-(validation by default; test if your copy has one).
+kinetics400 ...) and data/clip/vit_b16.msgpack. The argument is EVAL_SPLIT[,VARIANT]: the
+evaluation split (validation by default; test if your copy has one) and the model variant.
 """
 
+from configs._closed_set import check_variant
+from motion_clip_jax.models.config import model_config
 from motion_clip_jax.train.config import base_config
 
 
-def get_config(eval_split: str = "validation"):
+def get_config(arg: str = "validation"):
+    eval_split, _, variant = arg.partition(",")
     c = base_config()
+    c.model = model_config(check_variant(variant or "full", "k400_closed"))
     c.clip_checkpoint = "data/clip/vit_b16.msgpack"
     c.data.dataset_dir = "data/tfds/kinetics400"
     c.data.train_split = "train"
-    c.data.eval_split = eval_split
+    c.data.eval_split = eval_split or "validation"
     c.train.batch_size = 256
     c.train.num_epochs = 10
     c.optim.learning_rate = 0.0012

@@ -105,6 +105,12 @@ def _main_cases(tmp_path) -> list[tuple[list[str], list[str]]]:
         ([tiny, "--config.model.nope=1", workdir], ["--config.model.nope", "'nope'"]),
         ([tiny, "--config.train.batch_size=abc", workdir], ["--config.train.batch_size", "abc"]),
         ([tiny, "--config.model.motion_step=99", workdir], ["motion_step=99"]),
+        # The reported bug: a variant name on a full-model config trained the full model.
+        (
+            [tiny, "--config.model.variant=baseline", workdir],
+            ["variant='baseline'", "motion_stream=True (baseline: False)", "custom"],
+        ),
+        (["--config=configs/few_shot.py:hmdb51,2,0,fancy", workdir], ["unknown variant", "fancy"]),
         ([f"--config={returns_none}", workdir], ["returns_none.py", "None"]),
         ([tiny, "--nope", workdir], ["nope"]),
         ([tiny, workdir, "extra"], ["unexpected", "extra"]),
@@ -345,6 +351,29 @@ def test_summarize_and_few_shot(tmp_path, capsys):
     ]
     _check_cases(capsys, "motion_clip_jax.experiments.few_shot", cases)
     assert not (root / "summary.json").exists()
+
+
+def test_paper_driver(tmp_path, capsys):
+    root = str(tmp_path / "paper")
+    cases = [
+        ([], ["NAME"]),
+        (["table9"], ["table9"]),
+        (["table5", "--dataset", "hmdb52"], ["--dataset"]),
+        (
+            ["table5", "--dataset", "kinetics400", "--root", root],
+            ["--dataset kinetics400", "table5"],
+        ),
+        (["table5", "--only", "fulll", "--root", root], ["--only fulll", "baseline_mcb"]),
+        (["table5", "--draws", "0"], ["--draws"]),
+        (["table5", "--json"], ["--json", "--dry_run"]),
+        (["table5", "--root", _write(tmp_path / "a_file", "x")], ["--root", "a_file"]),
+        (["fig3b", "--mcb_tokens_row", "--root", root], ["fig3b", "no MCB rows"]),
+        (["fig3a", "--root", root, "--", "--config.model.n_ctx=5"], ["model.n_ctx", "itself"]),
+        (["fig3a", "--root", root, "--", "--config.model.nope=1"], ["config.model.nope"]),
+        (["fig3a", "--root", root, "--", "train.num_steps=1"], ["--config.x=y"]),
+    ]
+    _check_cases(capsys, "motion_clip_jax.experiments.paper", cases)
+    assert not os.path.exists(root)  # nothing was run or written
 
 
 def test_ablation_and_probe(tmp_path, capsys):

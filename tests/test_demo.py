@@ -32,6 +32,14 @@ def test_demo_end_to_end_small(tmp_path):
                      "Trainable parameters", "step 8/8", "Results after 8 steps",
                      "| main/multiview | 64 |", "moving left / moving right"):  # fmt: skip
         assert expected in out.stdout, (expected, out.stdout[-3000:])
+    # This world and this recipe: the dataset and the cached CLIP carry their versions.
+    from motion_clip_jax.data import manifest
+    from motion_clip_jax.synthetic import pretrain_clip, world
+
+    dataset = tmp_path / "data" / "synthetic_motion" / "1.0.0"
+    assert manifest.read_manifest(str(dataset))["options"]["world_version"] == world.WORLD_VERSION
+    versions = f"tiny_clip-r{pretrain_clip.RECIPE_VERSION}w{world.WORLD_VERSION}-"
+    assert [p.name for p in (tmp_path / "tiny_clip").glob(versions + "*.msgpack")]
     results = json.loads((tmp_path / "demo" / "eval_results.json").read_text())
     single = results["main/single_view"]
     assert single["num_videos"] == 64

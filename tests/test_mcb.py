@@ -35,8 +35,8 @@ def np_cross_attention(queries, kv, p, key_bias=None):
 
 
 @functools.cache
-def block_and_params(pooled_keys=False):
-    mcb = MultimodalCommunicationBlock(HEADS, QKV, pooled_keys)
+def block_and_params(keys="tokens"):
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys)
     text, video, tokens = inputs()
     params = jax.jit(mcb.init)(jax.random.PRNGKey(0), text, video, tokens)["params"]
 
@@ -117,15 +117,15 @@ def test_class_permutation_permutes_text_and_leaves_video():
     np.testing.assert_allclose(video_perm, video_out, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("pooled_keys", [False, True])
-def test_sma_keys_are_tokens_or_pooled_video(pooled_keys):
+@pytest.mark.parametrize("keys", ["tokens", "pooled"])
+def test_sma_keys_are_tokens_or_pooled_video(keys):
     """With pooled keys the softmax has one entry: SMA adds the same vector to every class."""
-    mcb, params, apply = block_and_params(pooled_keys)
+    mcb, params, apply = block_and_params(keys)
     text, video, tokens = inputs()
     text_out, _ = apply({"params": params}, text, video, tokens)
     added = np.asarray(text_out) - np.asarray(text)[None]
     spread = np.abs(added - added[:, :1]).max()
-    if pooled_keys:
+    if keys == "pooled":
         assert spread < 1e-5
         ref = np_cross_attention(
             np.asarray(text)[None].repeat(B, 0),

@@ -66,12 +66,46 @@ def test_config_defaults_and_variants_validate():
         (dict(label_smoothing=1.0), "label_smoothing"),
         (dict(dtype="float64"), "dtype"),
         (dict(adapter_reduction=0), "adapter_reduction"),
-        (dict(motion_stream=False), "prompts"),  # motion-aware prompts need M
+        (dict(adapter_activation="tanh"), "adapter_activation"),
+        (dict(mcb_keys="frames"), "mcb_keys"),
+        (dict(image_chunk_frames=-2), "image_chunk_frames"),
     ],
 )
 def test_config_errors_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"field {field}="):
         config_lib.model_config("full", **overrides)
+
+
+def test_custom_switches_are_checked_too():
+    # motion-aware prompts are driven by M
+    with pytest.raises(ValueError, match="field prompts="):
+        config_lib.model_config("custom", motion_stream=False)
+
+
+@pytest.mark.parametrize("name", sorted(model_spec.VARIANTS))
+def test_a_variant_name_cannot_disagree_with_its_switches(name):
+    """Every switch that differs from the named variant is refused, naming both values."""
+    c = config_lib.model_config(name)
+    other = "full" if name != "full" else "baseline"
+    for key, value in model_spec.VARIANTS[other].items():
+        c[key] = value
+    if model_spec.VARIANTS[other] == model_spec.VARIANTS[name]:
+        return
+    with pytest.raises(ValueError, match=f"field variant='{name}': its switches disagree") as e:
+        config_lib.validate_model_config(c)
+    for key, value in model_spec.VARIANTS[other].items():
+        if value != model_spec.VARIANTS[name][key]:
+            assert f"{key}={value!r} ({name}: {model_spec.VARIANTS[name][key]!r})" in str(e.value)
+    c.variant = "custom"
+    config_lib.validate_model_config(c)  # the same switches as "custom" are what they say
+
+
+def test_a_relabelled_config_is_refused():
+    """The reported bug: variant=baseline on a full-model config trained the full model."""
+    c = config_lib.model_config("full")
+    c.variant = "baseline"
+    with pytest.raises(ValueError, match="motion_stream=True \\(baseline: False\\)"):
+        config_lib.validate_model_config(c)
 
 
 def test_config_rejects_unknown_names():
@@ -132,3 +166,21 @@ def test_mmb_streams_shapes_and_pooling():
 def test_mmb_refuses_wrong_frame_count():
     with pytest.raises(ValueError, match="num_frames=6"):
         _mmb().init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 16)))
+
+
+def test_older_records_are_upgraded_to_what_ran():
+    """run_info.json / exports written before mcb_keys and the variant check still load, with
+    the keys they were trained with, and a contradicting variant label becomes "custom"."""
+    old = model_spec.model_fields("full")
+    for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames"):
+        del old[name]
+    old["mcb_pooled_keys"] = False  # the old default: token keys
+    new = model_spec.upgrade_record(old)
+    model_spec.validate(new)
+    assert new["mcb_keys"] == "tokens" and new["variant"] == "full"
+    assert model_spec.upgrade_record({**old, "mcb_pooled_keys": True})["mcb_keys"] == "pooled"
+    mislabelled = model_spec.upgrade_record({**old, "variant": "baseline"})  # the old bug
+    assert mislabelled["variant"] == "custom" and mislabelled["motion_stream"] is True
+    model_spec.validate(mislabelled)
+    today = model_spec.model_fields("mmb")
+    assert model_spec.upgrade_record(today) == today

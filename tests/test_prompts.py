@@ -122,7 +122,7 @@ def test_handcrafted_text_features_equal_clip_zero_shot():
 
 def test_learned_ctx_starts_as_the_phrase():
     """ctx = frozen token embeddings of the phrase, so learned prompts start hand-crafted."""
-    config, params, run = tiny_model("mmb", prompts="learned")
+    config, params, run = tiny_model("custom", prompts="learned", mcb=False)
     table = tiny_clip_params()["token_embedding"]["embedding"]
     phrase = get_tokenizer().encode(PHRASE5)
     np.testing.assert_array_equal(params["prompt"]["ctx"], table[np.asarray(phrase)])

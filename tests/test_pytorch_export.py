@@ -45,11 +45,11 @@ def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
     pooled SMA keys; motion stream alone, two blocks of MLP ratio 0.5, a quick-GELU adapter,
     T = 5 with s = 4, a 3-token phrase)."""
     models = {variant: config_lib.model_config(variant, **TINY) for variant in model_spec.VARIANTS}
-    models["learned+pooled_keys"] = config_lib.model_config(
-        "full", prompts="learned", mcb_pooled_keys=True, **TINY
+    models["learned+token_keys"] = config_lib.model_config(
+        "custom", prompts="learned", mcb_keys="tokens", **TINY
     )
     models["motion_only+deep"] = config_lib.model_config(
-        "full",
+        "custom",
         **{**TINY, "num_frames": 5, "motion_step": 4},
         spatial_stream=False,
         mmb_depth=2,

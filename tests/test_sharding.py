@@ -59,4 +59,6 @@ def check_meshes_agree(root, optimizer: str, leaf_rtol: float) -> None:
         assert np.abs(a - b).max() / np.abs(b).max() < leaf_rtol, (optimizer, spec)
         for k in keys:  # and per leaf, relative to the leaf's largest value
             err = np.abs(many[k].astype(np.float64) - one[k]).max()
-            assert err <= leaf_rtol * np.abs(one[k]).max() + 1e-7, (optimizer, spec, k, err)
+            # The floor covers float32 summation order (the prefix-shared text tower reduces in
+            # another layout on 4x2 than on one device): measured 1.4e-7 on a 3e-3 bias leaf.
+            assert err <= leaf_rtol * np.abs(one[k]).max() + 3e-7, (optimizer, spec, k, err)

@@ -138,8 +138,12 @@ def test_permuting_classes_permutes_logits():
     np.testing.assert_allclose(permuted, logits[:, perm], rtol=1e-5, atol=1e-5)
 
 
-def test_every_trainable_leaf_gets_a_gradient():
-    config, model, trainable, frozen, _ = tiny_model("full")
+@pytest.mark.parametrize("mcb_keys", ["pooled", "tokens"])
+def test_every_trainable_leaf_gets_a_gradient(mcb_keys):
+    """Every leaf learns, except SMA's query side with pooled keys: one key makes the softmax 1
+    whatever the query and key are (docs/model.md), so the query/key projections and the query
+    LayerNorm get an exactly zero gradient."""
+    config, model, trainable, frozen, _ = tiny_model("full", mcb_keys=mcb_keys)
     ids, eos = class_tokens(config)
     grad_fn = jax.jit(
         jax.value_and_grad(video_lib.loss_from_features, argnums=1, has_aux=True),
@@ -151,7 +155,13 @@ def test_every_trainable_leaf_gets_a_gradient():
     assert np.isfinite(float(loss)) and logits.shape == (2, len(CLASSES))
     assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(trainable)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        assert np.abs(np.asarray(g)).max() > 0, jax.tree_util.keystr(path)
+        name = jax.tree_util.keystr(path)
+        query_side = any(f"'{part}'" in name for part in ("query", "key", "ln_q"))
+        dead = mcb_keys == "pooled" and "'sma'" in name and query_side
+        if dead:
+            assert np.abs(np.asarray(g)).max() == 0, name
+        else:
+            assert np.abs(np.asarray(g)).max() > 0, name
 
 
 def test_remat_text_wraps_the_text_blocks_in_checkpoints():
@@ -170,7 +180,10 @@ def test_remat_text_wraps_the_text_blocks_in_checkpoints():
         )
 
     assert checkpoints() == 0
-    assert checkpoints(remat_text=True) == 1  # one text block in the tiny tower
+    # One text block in the tiny tower; the prompt-prefix shortcut calls it on the prefix and
+    # on the suffixes, each call checkpointed.
+    assert checkpoints(remat_text=True, share_prompt_prefix=False) == 1
+    assert checkpoints(remat_text=True) == 2
 
 
 def _sub_jaxprs(value):
@@ -202,8 +215,9 @@ def count_image_tower_ops(jaxpr) -> int:
     )
 
 
-def test_image_tower_is_not_part_of_the_backward_pass():
-    config, model, trainable, frozen, _ = tiny_model("full")
+@pytest.mark.parametrize("chunk", [0, 3])  # one call; chunks of 3 frames (a loop, padded)
+def test_image_tower_is_not_part_of_the_backward_pass(chunk):
+    config, model, trainable, frozen, _ = tiny_model("full", image_chunk_frames=chunk)
     ids, eos = class_tokens(config)
     video = jnp.zeros((2, 8, 32, 32, 3))
     labels = jnp.array([0, 1])
@@ -233,7 +247,8 @@ def test_image_tower_is_not_part_of_the_backward_pass():
     careless_backward = ops(jax.grad(lambda tr: loss_scaled(tr, encode_without_stop_gradient)))
     assert forward > 10  # the detector sees the image tower
     assert backward == forward  # ... and no image-tower op is added by differentiation
-    assert careless_forward == forward
+    if chunk == 0:  # the same tower ops (the chunked loop adds padding and reshapes)
+        assert careless_forward == forward
     assert careless_backward > careless_forward + 10  # the check can fail
     # The trainer's path (features computed outside the differentiated function) has none.
     frames = jnp.zeros((2, 8, 64))

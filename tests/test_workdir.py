@@ -79,6 +79,7 @@ def test_a_rerun_with_other_training_fields_is_refused(trained):
     assert _recorded(workdir) == before  # the record is never overwritten by a refused start
 
     baseline = trained["config"].copy_and_resolve_references()
+    baseline.model.variant = "baseline"
     baseline.model.motion_stream = False
     baseline.model.prompts = "handcrafted"
     baseline.model.mcb = False

@@ -82,15 +82,20 @@ def prompt_features(
     ctx: Any | None,
     encode: Callable[[Any, Any], Any],
     xp: ModuleType,
+    encode_with_prefix: Callable[[Any, Any, Any], Any] | None = None,
 ) -> Any:
     """Prompt features through the text tower, with learned context in slots 1..H.
 
     Args:
-      embeddings: (K, L, Wt) frozen token embeddings of the class rows.
-      eos: (K,) EOT positions.
+      embeddings: (K, L, Wt) frozen token embeddings of the class rows (row 0 of each is SOT).
+      eos: (K,) EOT positions (all > H: a class name and "." follow the context).
       ctx: None (hand-crafted prompts), (H, Wt) shared context, or (B, H, Wt) per-video context.
       encode: the text tower, (N, L, Wt) embeddings and (N,) eos -> (N, D).
       xp: the array namespace, `jax.numpy` or `torch` (concatenate, broadcast_to, tile).
+      encode_with_prefix: optional, the text tower that runs a shared prefix once, (N, P, Wt)
+        prefix, (N, K, S, Wt) suffix, (K,) eos within the suffix -> (N, K, D). Given, and with ctx,
+        the rows' common prefix [SOT, ctx_1..ctx_H] goes through it once per video (once in all
+        for shared ctx) instead of K times: the same features, since the tower is causal.
     Returns:
       (K, D), or (B, K, D) for per-video context.
     """
@@ -99,6 +104,13 @@ def prompt_features(
     k, length, width = embeddings.shape
     h = ctx.shape[-2]
     lead = tuple(ctx.shape[:-2])  # () or (B,)
+    if encode_with_prefix is not None:
+        n = lead[0] if lead else 1
+        sot = xp.broadcast_to(embeddings[:1, :1], (n, 1, width))
+        prefix = xp.concatenate([sot, ctx.reshape(n, h, width)], 1)  # (N, 1 + H, Wt)
+        suffix = xp.broadcast_to(embeddings[None, :, 1 + h :], (n, k, length - 1 - h, width))
+        feats = encode_with_prefix(prefix, suffix, eos - (1 + h))
+        return feats if lead else feats[0]
     shape = lambda n: (*lead, k, n, width)
     rows = xp.concatenate(
         [

@@ -27,6 +27,7 @@ from motion_clip_jax.core import clip_spec
 from motion_clip_jax.core.tokenizer import get_tokenizer
 
 PROMPT_MODES = ("handcrafted", "learned", "motion_aware")
+MCB_KEYS = ("pooled", "tokens")
 TEXT_CONTEXTS = ("shortest", "full")
 ADAPTER_ACTIVATIONS = ("relu", "gelu", "quick_gelu")  # gelu = exact (erf) GELU
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -34,12 +35,17 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 # Every field with its default, in the order records list them. Validation rejects any other
 # field, so a typo cannot pass silently.
 DEFAULTS: dict[str, Any] = {
-    "variant": "full",  # the named switch set below; informational, the switches are what runs
+    # The named switch set of VARIANTS below. Validation refuses switches that contradict it, so a
+    # record's variant always says what ran; "custom" takes the switches as they are.
+    "variant": "full",
     # --- Frozen CLIP ---
     "clip_model": "vit_b16",  # preset in core/clip_spec.py PRESETS
     "clip_overrides": {},  # CLIPConfig field overrides (tests, checkpoints)
     "dtype": "float32",  # compute dtype of every tower and block; params stay float32
     "remat_text": False,  # recompute text blocks in the backward pass (memory for B*K prompts)
+    # Frames per call of the frozen image tower (a sequential map over chunks): -1 = the
+    # backend's measured default (models/video_clip.py), 0 = all B*T frames in one call.
+    "image_chunk_frames": -1,
     # --- Video encoder: Motion Modeling Block (paper §3.2) ---
     "num_frames": 8,  # T: frames per clip (paper default 8)
     "spatial_stream": True,  # T_s over frame features + temporal embedding -> S (B, T, D)
@@ -55,18 +61,26 @@ DEFAULTS: dict[str, Any] = {
     "adapter_reduction": 8,  # r: motion adapter is Linear(D -> D/r) -> act -> Linear(D/r -> Dt)
     "adapter_activation": "relu",  # relu | gelu | quick_gelu
     "text_context": "shortest",  # shortest: context holds the last EOS (exact); full: 77 tokens
+    # Exact shortcut: the K prompt rows of a video share [SOS, ctx_1..ctx_H]; the causal text
+    # tower runs that prefix once per video and each class's suffix over its keys/values.
+    "share_prompt_prefix": True,
     # --- Multimodal Communication Block (paper §3.4) ---
-    "mcb": True,  # SMA (text over [S; M]) and SAA (V over text), cross-attention + residual
+    "mcb": True,  # SMA (text over the video) and SAA (V over text), cross-attention + residual
     "mcb_heads": 8,  # heads of each cross-attention (mcb_qkv_dim must divide)
     "mcb_qkv_dim": 256,  # query/key/value width of each cross-attention ("light-weight": D/2)
-    "mcb_pooled_keys": False,  # ablation: SMA keys = pooled V (1 token) instead of [S; M]
+    # SMA keys/values: pooled = V alone (the paper's Eq. 2 / §3.4); tokens = [S; M] (T + L tokens,
+    # our extension). docs/model.md gives the reasoning.
+    "mcb_keys": "pooled",
     # --- Logits and loss (paper Eq. 3) ---
     "temperature": 0.07,  # tau: logits = cosine / tau (fixed, not learned)
     "label_smoothing": 0.1,  # of the softmax cross-entropy over the K classes (docs/model.md)
 }
 FIELD_NAMES = tuple(DEFAULTS)
 
-# Switches per variant; everything else keeps its default.
+# Switches per variant; everything else keeps its default. "custom" (not listed) runs the
+# switches as set. These four fields are the switches.
+SWITCHES = ("spatial_stream", "motion_stream", "prompts", "mcb")
+CUSTOM = "custom"
 VARIANTS: dict[str, dict[str, Any]] = {
     "clip": dict(spatial_stream=False, motion_stream=False, prompts="handcrafted", mcb=False),
     "baseline": dict(spatial_stream=True, motion_stream=False, prompts="handcrafted", mcb=False),
@@ -78,16 +92,57 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def model_fields(variant: str = "full", **overrides: Any) -> dict[str, Any]:
-    """The fields of `variant` (see `VARIANTS`) with optional overrides, validated, as a dict."""
-    if variant not in VARIANTS:
-        raise KeyError(f"Unknown model variant {variant!r}; known: {sorted(VARIANTS)}")
-    fields = {**DEFAULTS, "clip_overrides": {}, "variant": variant, **VARIANTS[variant]}
+    """The fields of `variant` (see `VARIANTS`, or "custom") with optional overrides, validated.
+
+    A switch override that contradicts a named variant is refused (see `validate`)."""
+    if variant not in VARIANTS and variant != CUSTOM:
+        raise KeyError(f"Unknown model variant {variant!r}; known: {variant_names()}")
+    fields = {**DEFAULTS, "clip_overrides": {}, "variant": variant, **VARIANTS.get(variant, {})}
     for key, value in overrides.items():
         if key not in fields:
             raise KeyError(f"model config: unknown field {key!r}; known: {sorted(fields)}")
         fields[key] = value
     validate(fields)
     return fields
+
+
+def variant_names() -> list[str]:
+    """The names `variant` takes: every entry of VARIANTS and "custom"."""
+    return [*VARIANTS, CUSTOM]
+
+
+def variant_mismatch(fields: Mapping[str, Any]) -> list[str]:
+    """The switches of `fields` that differ from its named variant, as 'name=value (variant:
+    value)'; empty for "custom" or when they agree."""
+    switches = VARIANTS.get(fields["variant"])
+    if switches is None:
+        return []
+    return [
+        f"{k}={fields[k]!r} ({fields['variant']}: {v!r})"
+        for k, v in switches.items()
+        if fields[k] != v
+    ]
+
+
+def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config read from an older record (run_info.json, an export), in today's fields.
+
+    - `mcb_pooled_keys` (bool) became `mcb_keys`: True -> "pooled", False -> "tokens" (the old
+      default, so an old model keeps the keys it was trained with).
+    - Exact compute shortcuts added later (`share_prompt_prefix`, `image_chunk_frames`) take
+      their defaults: they change no result.
+    - Before the variant was checked, a record could name a variant its switches contradict; the
+      switches are what ran, so such a record becomes "custom".
+    Today's records pass through unchanged.
+    """
+    out = dict(fields)
+    if "mcb_pooled_keys" in out and "mcb_keys" not in out:
+        out["mcb_keys"] = "pooled" if out.pop("mcb_pooled_keys") else "tokens"
+    for name in ("share_prompt_prefix", "image_chunk_frames"):
+        out.setdefault(name, DEFAULTS[name])
+    if all(k in out for k in ("variant", *SWITCHES)) and variant_mismatch(out):
+        out["variant"] = CUSTOM
+    return out
 
 
 def clip_config_of(fields: Mapping[str, Any]) -> clip_spec.CLIPConfig:
@@ -186,6 +241,8 @@ def validate(fields: Mapping[str, Any]) -> None:
     if c["text_context"] not in TEXT_CONTEXTS:
         bad("text_context", f"must be one of {TEXT_CONTEXTS}")
     if c["mcb"]:
+        if c["mcb_keys"] not in MCB_KEYS:
+            bad("mcb_keys", f"must be one of {MCB_KEYS}")
         if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
             bad("mcb_qkv_dim", "must be an int >= 1")
         if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or c["mcb_qkv_dim"] % c["mcb_heads"]:
@@ -194,8 +251,20 @@ def validate(fields: Mapping[str, Any]) -> None:
         bad("temperature", "tau must be > 0")
     if not 0 <= c["label_smoothing"] < 1:
         bad("label_smoothing", "must be in [0, 1)")
-    if c["variant"] not in VARIANTS:
-        bad("variant", f"must be one of {sorted(VARIANTS)}")
+    if not _is_int(c["image_chunk_frames"]) or c["image_chunk_frames"] < -1:
+        bad("image_chunk_frames", "must be an int: -1 (backend default), 0 (all) or > 0")
+    if not isinstance(c["share_prompt_prefix"], bool):
+        bad("share_prompt_prefix", "must be True or False")
+    if c["variant"] not in VARIANTS and c["variant"] != CUSTOM:
+        bad("variant", f"must be one of {variant_names()}")
+    mismatch = variant_mismatch(c)
+    if mismatch:
+        bad(
+            "variant",
+            f"its switches disagree: {', '.join(mismatch)}. Name the variant instead of setting "
+            f"switches (e.g. configs/hmdb_closed.py:1,{c['variant']}), or set "
+            f"variant={CUSTOM!r} to run switches of your own",
+        )
 
 
 def _is_int(value: Any) -> bool:

@@ -194,8 +194,8 @@ def _finish(frames: tf.Tensor, uint8: bool) -> tf.Tensor:
     return transforms.normalize(frames)
 
 
-def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip):
-    """One training clip (T, crop, crop, 3) float32 in [0, 255]."""
+def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip, uint8):
+    """One training clip (T, crop, crop, 3): uint8, or CLIP-normalised float32 (`_finish`)."""
     jpegs = example["video"]
     time_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     offsets = sampling.random_offsets_tf(num_frames, time_seed)
@@ -203,14 +203,16 @@ def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip):
     sampled = tf.ensure_shape(sampled, [num_frames])
     height, width = transforms.frame_size(sampled[0])
     box = transforms.multiscale_crop_box(height, width, crop_seed, crop_scales)
-    frames = transforms.decode_crop_resize(sampled, box, crop_size)
+    # `_finish` is per pixel, so it commutes with the mirror: flipping its uint8 moves 4x fewer
+    # bytes than flipping the float frames.
+    frames = transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, uint8))
     if flip:
         frames = transforms.random_flip(frames, flip_seed)
     return frames
 
 
-def _eval_clip(example, seed, *, num_frames, crop_size, multiview):
-    """(T, crop, crop, 3), or (12, T, crop, crop, 3) for multiview, float32 in [0, 255]."""
+def _eval_clip(example, seed, *, num_frames, crop_size, multiview, uint8):
+    """(T, crop, crop, 3), or (12, T, crop, crop, 3) for multiview: uint8 or normalised float32."""
     jpegs = example["video"]
     n = tf.size(jpegs)
     if not multiview:
@@ -218,7 +220,7 @@ def _eval_clip(example, seed, *, num_frames, crop_size, multiview):
         sampled = tf.ensure_shape(sampled, [num_frames])
         height, width = transforms.frame_size(sampled[0])
         box = transforms.centre_crop_box(height, width)
-        return transforms.decode_crop_resize(sampled, box, crop_size)
+        return transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, uint8))
     view_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, NUM_TEST_SAMPLINGS))
     indices = tf.concat(
         [
@@ -239,7 +241,7 @@ def _eval_clip(example, seed, *, num_frames, crop_size, multiview):
         for crop_index in range(NUM_TEST_CROPS):
             y, x, h, w = tf.unstack(boxes[crop_index])
             views.append(transforms.resize(clip[:, y : y + h, x : x + w], crop_size))
-    return tf.stack(views)
+    return _finish(tf.stack(views), uint8)
 
 
 def _placeholder(video_shape, uint8: bool, extra: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -261,24 +263,55 @@ def _options(num_threads: int | None) -> tf.data.Options:
 
 
 def _element_factory(records, clip_fn, extras_fn, video_shape, options: PipelineOptions):
-    """(stream position q, record index i) -> a one-element dataset: the clip of record i."""
+    """-> (element_dataset, clips).
+
+    element_dataset(q, i): a one-element dataset, the clip of record i at stream position q (also
+    rebuilt eagerly to name a bad record). clips(positions): a dataset of (q, i) -> their clips in
+    order (parallel, deterministic).
+    """
     files = tf.constant(list(records.files), dtype=tf.string)
     file_index = tf.constant(records.file_index, dtype=tf.int64)
     offset = tf.constant(records.offset, dtype=tf.int64)
 
-    def element_dataset(q, i):
-        q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
+    def read(i):
         # Unbuffered: one read per record; skipping seeks over records by their length headers
         # (a read buffer would be refilled at every seek: ~2x the per-record cost here).
         ds = tf.data.TFRecordDataset(tf.gather(files, tf.gather(file_index, i)), buffer_size=0)
-        ds = ds.skip(tf.gather(offset, i)).take(1)
-        ds = ds.map(lambda serialized: {**clip_fn(serialized, q, i), **extras_fn(q, i)})
+        return ds.skip(tf.gather(offset, i)).take(1)
+
+    def element(q, i, serialized):
+        return {**clip_fn(serialized, q, i), **extras_fn(q, i)}
+
+    def element_dataset(q, i):
+        q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
+        ds = read(i).map(lambda serialized: element(q, i, serialized))
         if options.on_bad_record == "skip":
             fallback = _placeholder(video_shape, options.uint8, extras_fn(q, i))
             ds = ds.ignore_errors().concatenate(tf.data.Dataset.from_tensors(fallback)).take(1)
         return ds
 
-    return element_dataset
+    def clips(positions: tf.data.Dataset) -> tf.data.Dataset:
+        parallel = dict(
+            cycle_length=tf.data.AUTOTUNE,
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        if options.on_bad_record == "skip":
+            # A bad record must turn into its placeholder in place: errors are caught per element.
+            return positions.interleave(element_dataset, **parallel)
+
+        # Otherwise only the reads are per element, and the clip graph is one top-level map: a
+        # map inside the interleave instantiates every kernel of that graph anew for each record.
+        def located_record(q, i):
+            q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
+            where = tf.data.Dataset.from_tensors((q, i))
+            return tf.data.Dataset.zip(where, read(i)).map(lambda qi, s: (qi[0], qi[1], s))
+
+        serialized = positions.interleave(located_record, **parallel)
+        return serialized.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    return element_dataset, clips
 
 
 def _clip_fn(
@@ -289,13 +322,14 @@ def _clip_fn(
 ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
     """(serialized record, stream position q, record index i) -> {video, label, mask}.
 
-    make_video(example, seed) draws the clip in [0, 255]; element_seed(q, i) its stateless seed.
+    make_video(example, seed) draws the clip in the output format; element_seed(q, i) its
+    stateless seed.
     """
     spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
 
     def clip_fn(serialized, q, i):
         example = _parse(spec, serialized)
-        video = _finish(make_video(example, element_seed(q, i)), options.uint8)
+        video = make_video(example, element_seed(q, i))
         return {
             "video": video,
             "label": tf.cast(example["label"], tf.int32),
@@ -307,18 +341,12 @@ def _clip_fn(
 
 def _batches(
     positions: tf.data.Dataset,
-    element_dataset: Callable[[tf.Tensor, tf.Tensor], tf.data.Dataset],
+    clips: Callable[[tf.data.Dataset], tf.data.Dataset],
     options: PipelineOptions,
     padding: tf.data.Dataset | None = None,
 ) -> tf.data.Dataset:
     """(q, i) pairs -> their clips in order (parallel, deterministic), [+ padding], batched."""
-    ds = positions.interleave(
-        element_dataset,
-        cycle_length=tf.data.AUTOTUNE,
-        block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    ds = clips(positions)
     if padding is not None:
         ds = ds.concatenate(padding)
     ds = ds.batch(options.batch_size, drop_remainder=True).prefetch(options.prefetch)
@@ -373,6 +401,7 @@ def make_train_iterator(
             crop_size=options.crop_size,
             crop_scales=tuple(options.crop_scales),
             flip=options.flip,
+            uint8=options.uint8,
         )
 
     clip_fn = _clip_fn(
@@ -386,7 +415,7 @@ def make_train_iterator(
         return {"epoch": tf.cast(q // n, tf.int32), "_stream_position": q}
 
     video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
-    element_dataset = _element_factory(records, clip_fn, extras_fn, video_shape, options)
+    element_dataset, clips = _element_factory(records, clip_fn, extras_fn, video_shape, options)
 
     def epoch_order(epoch):
         return shuffle.stable_permutation(n, (options.seed, process_index, int(epoch)))
@@ -403,7 +432,7 @@ def make_train_iterator(
     positions = tf.data.Dataset.range(first // n, np.iinfo(np.int64).max // (n + 1))
     positions = positions.flat_map(epoch_records).skip(first % n)
     return VideoBatches(
-        _batches(positions, element_dataset, options),
+        _batches(positions, clips, options),
         first_step=start_step,
         batch_size=options.batch_size,
         locate=locate,
@@ -465,6 +494,7 @@ def make_eval_iterator(
             num_frames=options.num_frames,
             crop_size=options.crop_size,
             multiview=multiview,
+            uint8=options.uint8,
         )
 
     clip_fn = _clip_fn(
@@ -481,7 +511,7 @@ def make_eval_iterator(
 
     clip_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
     video_shape = (NUM_TEST_SAMPLINGS * NUM_TEST_CROPS, *clip_shape) if multiview else clip_shape
-    element_dataset = _element_factory(records, clip_fn, extras_fn, video_shape, options)
+    element_dataset, clips = _element_factory(records, clip_fn, extras_fn, video_shape, options)
     padding = _placeholder(
         video_shape,
         options.uint8,
@@ -490,7 +520,7 @@ def make_eval_iterator(
     padding_ds = tf.data.Dataset.from_tensors(padding).repeat(num_batches * options.batch_size - n)
     positions = tf.data.Dataset.range(n).map(lambda q: (q, q))
     return VideoBatches(
-        _batches(positions, element_dataset, options, padding_ds),
+        _batches(positions, clips, options, padding_ds),
         first_step=0,
         batch_size=options.batch_size,
         locate=lambda q: q if 0 <= q < n else None,

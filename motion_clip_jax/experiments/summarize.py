@@ -29,7 +29,8 @@ def load_results(workdir: str) -> dict:
 
 
 def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, float]]:
-    """{group/view: {mean, std, n, values}} over splits (one workdir) or over workdirs."""
+    """{group/view: {mean, std (sample, n - 1), n, values}} over splits (one workdir) or over
+    workdirs."""
     groups: dict[str, list[float]] = defaultdict(list)
     for workdir in workdirs:
         for key, value in load_results(workdir).items():
@@ -45,9 +46,14 @@ def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, 
                 name = re.sub(r"_split\d+$", "", name)
             groups[f"{name}/{view}"].append(100 * value[metric])
     return {
-        k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v), "values": v}
+        k: {"mean": float(np.mean(v)), "std": _sample_std(v), "n": len(v), "values": v}
         for k, v in sorted(groups.items())
     }
+
+
+def _sample_std(values: list[float]) -> float:
+    """The sample std (n - 1), as every table of this project reports; 0 for one value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def format_table(summary: dict[str, dict[str, float]], metric: str = "top1") -> str:

@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from motion_clip_jax.convert.flax_file import load_clip
+from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.inference.run import PredictError, RunInfo, read_run
 from motion_clip_jax.models import clip as clip_lib
@@ -80,7 +81,7 @@ def load_trained_run(run: RunInfo | str | os.PathLike, step: int | None = None) 
     `allow_random_clip`, the trainer saved it as `random_clip.msgpack` in the workdir).
     """
     info = run if isinstance(run, RunInfo) else read_run(run, step)
-    model_config = ml_collections.ConfigDict(info.model_config)
+    model_config = ml_collections.ConfigDict(model_spec.upgrade_record(info.model_config))
     config_lib.validate_model_config(model_config)
     if not info.clip_checkpoint:
         raise PredictError(f"{info.workdir}/run_info.json names no frozen CLIP checkpoint")

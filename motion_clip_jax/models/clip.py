@@ -9,7 +9,7 @@ Shapes: N images or prompts, P patches, L tokens, W tower width, D joint embeddi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -21,6 +21,7 @@ from motion_clip_jax.core.clip_spec import PRESETS, CLIPConfig, clip_config  # n
 
 Array = jax.Array
 DType = Any
+KV = tuple[Array, Array]  # attention keys, values (..., S, heads, head_dim)
 
 
 def _normal(std: float) -> Callable:
@@ -63,7 +64,14 @@ class MLP(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with one fused qkv projection (`in_proj`), as torch.nn.MultiheadAttention."""
+    """Self-attention with one fused qkv projection (`in_proj`), as torch.nn.MultiheadAttention.
+
+    __call__(x (N, S, W)) -> (out (N, S, W), kv), kv = (keys, values) each (N, S, heads, W/heads).
+    With `query_rows` R, out is (N, R, W): the outputs of the first R positions only.
+    With `prefix_kv` (the kv (N, P, heads, W/heads) of a causal prefix), x is (N, K, S, W): K
+    continuations of each of the N prefixes, each query attending to all P prefix positions and,
+    causally, to its own row's positions (`attend_after_prefix`).
+    """
 
     num_heads: int
     causal: bool = False
@@ -71,27 +79,69 @@ class MultiHeadAttention(nn.Module):
     init_std: tuple[float, float] = (0.02, 0.02)  # (in_proj, out_proj)
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
-        n, length, width = x.shape
+    def __call__(
+        self, x: Array, prefix_kv: KV | None = None, query_rows: int | None = None
+    ) -> tuple[Array, KV]:
+        width = x.shape[-1]
         head_dim = width // self.num_heads
         qkv = nn.Dense(
             3 * width, dtype=self.dtype, kernel_init=_normal(self.init_std[0]), name="in_proj"
         )(x)
-        q, k, v = jnp.split(qkv.reshape(n, length, 3, self.num_heads, head_dim), 3, axis=2)
-        out = jax.nn.dot_product_attention(
-            q[:, :, 0],
-            k[:, :, 0],
-            v[:, :, 0],
-            is_causal=self.causal,
-            scale=1.0 / math.sqrt(head_dim),
-        )
-        return nn.Dense(
+        qkv = qkv.reshape(*x.shape[:-1], 3, self.num_heads, head_dim)
+        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+        if query_rows is not None:  # outputs for the first rows only; keys/values of all
+            q = q[..., :query_rows, :, :]
+        scale = 1.0 / math.sqrt(head_dim)
+        if prefix_kv is None:
+            out = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal, scale=scale)
+        elif not self.causal:
+            raise ValueError("prefix_kv needs causal attention: the prefix must not see its rows")
+        else:
+            out = attend_after_prefix(q, k, v, prefix_kv, scale)
+        out = nn.Dense(
             width, dtype=self.dtype, kernel_init=_normal(self.init_std[1]), name="out_proj"
-        )(out.reshape(n, length, width))
+        )(out.reshape(*q.shape[:-2], width))
+        return out, (k, v)
+
+
+def attend_after_prefix(q: Array, k: Array, v: Array, prefix_kv: KV, scale: float) -> Array:
+    """Causal attention of K rows that all continue one prefix, without recomputing the prefix.
+
+    Args:
+      q, k, v: (N, K, S, h, d) the rows' own queries, keys, values (positions P..P+S-1).
+      prefix_kv: keys and values (N, P, h, d) of the N prefixes (positions 0..P-1).
+      scale: the logit scale, 1 / sqrt(d).
+    Returns:
+      (N, K, S, h, d), what causal attention over the full rows [prefix; row] gives at the rows'
+      positions: every prefix position is in the past of every row position.
+    """
+    n, rows, s = q.shape[:3]
+    prefix_k, prefix_v = prefix_kv
+    p = prefix_k.shape[1]
+    # Broadcasting the prefix kv to the K rows costs memory of N*K*P*W, no FLOPs; the gradient of
+    # the broadcast sums the K rows' contributions into the one prefix.
+    join = lambda prefix, own: jnp.concatenate(
+        [jnp.broadcast_to(prefix[:, None], (n, rows, *prefix.shape[1:])), own], axis=2
+    ).reshape(n * rows, p + s, *own.shape[3:])
+    mask = jnp.concatenate([jnp.ones((s, p), bool), jnp.tril(jnp.ones((s, s), bool))], axis=1)
+    out = jax.nn.dot_product_attention(
+        q.reshape(n * rows, *q.shape[2:]),
+        join(prefix_k, k),
+        join(prefix_v, v),
+        mask=mask[None, None],
+        scale=scale,
+    )
+    return out.reshape(q.shape)
 
 
 class ResidualAttentionBlock(nn.Module):
-    """Pre-LN block: x + attn(ln_1(x)); x + mlp(ln_2(x)), QuickGELU MLP of ratio 4."""
+    """Pre-LN block: x + attn(ln_1(x)); x + mlp(ln_2(x)), QuickGELU MLP of ratio 4.
+
+    __call__(x, prefix_kv=None, query_rows=None) -> (x, kv): the block's output and its attention
+    keys/values, so a causal prefix can be run once and its kv handed to the rows that continue it
+    (see `MultiHeadAttention`; x is then (N, K, S, W)). With query_rows R the output holds the first
+    R positions only (their attention still reads every position).
+    """
 
     num_heads: int
     num_layers: int  # of the whole tower; only sets OpenAI's init scale
@@ -99,19 +149,27 @@ class ResidualAttentionBlock(nn.Module):
     dtype: DType = jnp.float32
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(
+        self, x: Array, prefix_kv: KV | None = None, query_rows: int | None = None
+    ) -> tuple[Array, KV]:
         width = x.shape[-1]
         attn_std = width**-0.5
         proj_std = attn_std * (2 * self.num_layers) ** -0.5
         fc_std = (2 * width) ** -0.5
-        x = x + MultiHeadAttention(
+        attn, kv = MultiHeadAttention(
             self.num_heads, self.causal, self.dtype, (attn_std, proj_std), name="attn"
-        )(LayerNorm(name="ln_1")(x))
-        return x + MLP(fc_std, proj_std, self.dtype, name="mlp")(LayerNorm(name="ln_2")(x))
+        )(LayerNorm(name="ln_1")(x), prefix_kv, query_rows)
+        x = x[..., : attn.shape[-2], :] + attn
+        return x + MLP(fc_std, proj_std, self.dtype, name="mlp")(LayerNorm(name="ln_2")(x)), kv
 
 
 class Transformer(nn.Module):
-    """A stack of residual blocks. `remat` recomputes each block's activations in the backward pass."""
+    """A stack of residual blocks. `remat` recomputes each block's activations in the backward pass.
+
+    __call__(x, prefix_kv=None, last_query_rows=None) -> (x, kvs): kvs holds each block's
+    keys/values; `prefix_kv` (one per block, from a call on the prefix) makes x rows that continue
+    that prefix; `last_query_rows` R returns only the first R positions of the last block.
+    """
 
     num_layers: int
     num_heads: int
@@ -120,13 +178,21 @@ class Transformer(nn.Module):
     remat: bool = False
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(
+        self, x: Array, prefix_kv: Sequence[KV] | None = None, last_query_rows: int | None = None
+    ) -> tuple[Array, tuple[KV, ...]]:
         block_cls = nn.remat(ResidualAttentionBlock) if self.remat else ResidualAttentionBlock
+        kvs = []
         for i in range(self.num_layers):
-            x = block_cls(
+            # last_query_rows: the last block computes only its first rows (the image tower reads
+            # the class token alone). Vision only, which never remats (nn.remat traces ints).
+            last = i == self.num_layers - 1
+            rows = {"query_rows": last_query_rows} if last and last_query_rows else {}
+            x, kv = block_cls(
                 self.num_heads, self.num_layers, self.causal, self.dtype, name=f"resblocks_{i}"
-            )(x)
-        return x
+            )(x, None if prefix_kv is None else prefix_kv[i], **rows)
+            kvs.append(kv)
+        return x, tuple(kvs)
 
 
 class VisionTransformer(nn.Module):
@@ -157,9 +223,11 @@ class VisionTransformer(nn.Module):
         pos = self.param("positional_embedding", _normal(scale), (g * g + 1, width))
         x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (n, 1, width)), x], axis=1)
         x = LayerNorm(name="ln_pre")(x + pos.astype(x.dtype))
-        x = Transformer(
+        # Only the class token is read: the last block computes its row alone (exact; attention
+        # still reads every position's keys/values), ~6% of the tower's FLOPs at ViT-B/16.
+        x, _ = Transformer(
             cfg.vision_layers, cfg.num_vision_heads, dtype=self.dtype, name="transformer"
-        )(x)
+        )(x, last_query_rows=1)
         x = LayerNorm(name="ln_post")(x[:, 0])
         proj = self.param("proj", _normal(scale), (width, cfg.embed_dim))
         return (x @ proj.astype(x.dtype)).astype(jnp.float32)
@@ -173,6 +241,7 @@ class CLIP(nn.Module):
       encode_text(token_ids (N, L)) -> (N, D)           # L <= context_length, EOS = argmax id
       embed_tokens(token_ids (N, L)) -> (N, L, Wt)       # token embeddings, for prompt learners
       encode_text_embeddings(x (N, L, Wt), eos (N,)) -> (N, D)
+      encode_text_with_prefix(prefix (N, P, Wt), suffix (N, K, S, Wt), eos (K,)) -> (N, K, D)
       __call__(images, token_ids) -> (logits_per_image (N, M), logits_per_text (M, N))
     """
 
@@ -222,10 +291,42 @@ class CLIP(nn.Module):
         if length > self.config.context_length:
             raise ValueError(f"text length {length} > context_length {self.config.context_length}")
         x = x.astype(self.dtype) + self.positional_embedding[:length].astype(self.dtype)
-        x = self.transformer(x)
+        x, _ = self.transformer(x)
         # ln_final is per token: gather the EOS rows first and normalise N rows, not N * L.
         x = x[jnp.arange(n), eos_index]
         x = self.ln_final(x)
+        return (x @ self.text_projection.astype(x.dtype)).astype(jnp.float32)
+
+    def encode_text_with_prefix(self, prefix: Array, suffix: Array, eos_in_suffix: Array) -> Array:
+        """The text tower on N * K rows [prefix_n; suffix_nk], running each prefix once.
+
+        The tower is causal, so positions 0..P-1 of every row continuing prefix n hold the same
+        activations: they are computed once per prefix and each block's keys/values handed to the
+        K suffixes, which attend to them and, causally, to themselves. The features equal
+        `encode_text_embeddings` on the concatenated rows (tested), for P + N*K*S positions of
+        work instead of N*K*(P + S).
+
+        Args:
+          prefix: (N, P, Wt) token embeddings of positions 0..P-1 (for prompts: SOT + context).
+          suffix: (N, K, S, Wt) token embeddings of positions P..P+S-1, P + S <= context_length.
+          eos_in_suffix: (K,) int EOS position of each row *within the suffix* (row position - P);
+            the feature is read there, so every EOS must lie in the suffix.
+        Returns:
+          (N, K, D) text features (not L2-normalised).
+        """
+        n, p, _ = prefix.shape
+        rows, s = suffix.shape[1:3]
+        if suffix.shape[0] != n or suffix.shape[-1] != prefix.shape[-1]:
+            raise ValueError(
+                f"prefix (N, P, Wt) and suffix (N, K, S, Wt) expected, got "
+                f"{prefix.shape} and {suffix.shape}"
+            )
+        if p + s > self.config.context_length:
+            raise ValueError(f"text length {p} + {s} > context_length {self.config.context_length}")
+        pos = self.positional_embedding.astype(self.dtype)
+        _, prefix_kv = self.transformer(prefix.astype(self.dtype) + pos[:p])
+        x, _ = self.transformer(suffix.astype(self.dtype) + pos[p : p + s], prefix_kv)
+        x = self.ln_final(x[:, jnp.arange(rows), eos_in_suffix])  # (N, K, Wt): EOS rows only
         return (x @ self.text_projection.astype(x.dtype)).astype(jnp.float32)
 
     def encode_text(self, token_ids: Array) -> Array:

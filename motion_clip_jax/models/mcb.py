@@ -1,11 +1,12 @@
 """Multimodal Communication Block (paper §3.4, Fig. 2): two parallel residual cross-attentions.
 
-  SMA (semantic matching):   T' = T + CA(query T_k, keys/values = the video's tokens [S; M])
+  SMA (semantic matching):   T' = T + CA(query T_k, keys/values = the video V, or [S; M])
   SAA (semantic allocating): V' = V + CA(query V,   keys/values = the K text features T)
 
-Both read the un-updated T and V ("two parallel attentions"). The paper's SMA key is "the video
-representation V"; a single pooled key makes the softmax trivially 1, so by default the keys are
-the video's T + L tokens [S; M]; `pooled_keys=True` uses V alone (the ablation).
+Both read the un-updated T and V ("two parallel attentions"). `keys="pooled"` (default) is the
+paper's literal reading (Eq. 2 is MCB(T, V); §3.4 names V as key and value): with one key the
+softmax is 1 and SMA adds W_o W_v V, a video-dependent shift shared by all classes. `keys="tokens"`
+(our extension) lets each class attend over the video's T + L tokens [S; M].
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from motion_clip_jax.core.model_spec import MCB_KEYS
 from motion_clip_jax.models.blocks import CrossAttention
 
 Array = jax.Array
@@ -27,7 +29,7 @@ class MultimodalCommunicationBlock(nn.Module):
 
     num_heads: int
     qkv_dim: int
-    pooled_keys: bool = False
+    keys: str = "pooled"  # pooled | tokens (core/model_spec.py MCB_KEYS)
     dtype: DType = jnp.float32
 
     @nn.compact
@@ -35,7 +37,9 @@ class MultimodalCommunicationBlock(nn.Module):
         b = video.shape[0]
         if text.ndim == 2:  # prompts shared by all videos: SMA still makes them per video
             text = jnp.broadcast_to(text, (b, *text.shape))
-        keys = video[:, None, :] if self.pooled_keys else video_tokens
+        if self.keys not in MCB_KEYS:
+            raise ValueError(f"MCB keys must be one of {MCB_KEYS}, got {self.keys!r}")
+        keys = video[:, None, :] if self.keys == "pooled" else video_tokens
         text_out = CrossAttention(self.num_heads, self.qkv_dim, self.dtype, name="sma")(text, keys)
         video_out = CrossAttention(self.num_heads, self.qkv_dim, self.dtype, name="saa")(
             video[:, None, :], text

@@ -52,6 +52,16 @@ def count_per_module(tree: Mapping[str, Any], depth: int = 1) -> dict[str, int]:
     return counts
 
 
+def trainable_record(trainable: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run record says about the trained parameters: the total and the count per module
+    (one and two levels down, e.g. 'mmb' and 'mmb/motion_stream')."""
+    return {
+        "total": count_params(trainable),
+        "per_module": count_per_module(trainable, depth=1) if trainable else {},
+        "per_submodule": count_per_module(trainable, depth=2) if trainable else {},
+    }
+
+
 def overview(trainable: Mapping[str, Any]) -> str:
     """clu's table of every trainable leaf (shape, size) plus counts per module and the total.
 

@@ -65,18 +65,37 @@ class VideoCLIP(nn.Module):
             )
         if c.mcb:
             self.mcb = MultimodalCommunicationBlock(
-                c.mcb_heads, c.mcb_qkv_dim, c.mcb_pooled_keys, dtype=dtype
+                c.mcb_heads, c.mcb_qkv_dim, c.mcb_keys, dtype=dtype
             )
 
     def encode_frames(self, video: Array) -> Array:
-        """(B, T, H, W, 3) CLIP-normalised frames -> (B, T, D) frozen image features."""
+        """(B, T, H, W, 3) CLIP-normalised frames -> (B, T, D) frozen image features.
+
+        The B*T frames go through the tower `image_chunk_frames` at a time (resolved by
+        `image_chunk_size`), one chunk after another; the last chunk is zero-padded and the padded
+        rows dropped. Frames are independent, so the features equal one call's (tested).
+        """
         if video.ndim != 5:
             raise ValueError(f"encode_frames expects (B, T, H, W, 3) video, got {video.shape}")
         b, t = video.shape[:2]
+        n = b * t
         # The image tower is frozen and never part of the backward pass: cut both ends, so not
         # even a tangent is traced through it when the input depends on something trainable.
-        video = jax.lax.stop_gradient(video.reshape(b * t, *video.shape[2:]))
-        return jax.lax.stop_gradient(self.clip.encode_image(video).reshape(b, t, -1))
+        frames = jax.lax.stop_gradient(video.reshape(n, *video.shape[2:]))
+        chunk = image_chunk_size(self.config.image_chunk_frames)
+        if chunk == 0 or chunk >= n or self.is_initializing():
+            return jax.lax.stop_gradient(self.clip.encode_image(frames).reshape(b, t, -1))
+        steps = -(-n // chunk)
+        frames = jnp.pad(frames, [(0, steps * chunk - n)] + [(0, 0)] * (frames.ndim - 1))
+        # A lifted scan (not jax.lax.map) so the bound CLIP params enter the loop as constants.
+        scan = nn.scan(
+            lambda clip, carry, x: (carry, clip.encode_image(x)),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+        )
+        _, features = scan(self.clip, None, frames.reshape(steps, chunk, *frames.shape[1:]))
+        features = features.reshape(steps * chunk, -1)[:n]
+        return jax.lax.stop_gradient(features.reshape(b, t, -1))
 
     def video_features(self, frames: Array) -> dict[str, Array | None]:
         """(B, T, D) frame features -> {'V': (B, D), 'S': (B, T, D)|None, 'M': (B, L, D)|None}."""
@@ -91,7 +110,8 @@ class VideoCLIP(nn.Module):
           motion: (B, D) = mean_L(M); used only by motion-aware prompts.
         Returns:
           (K, D) when prompts do not depend on the video (computed once, not B * K times), else
-          (B, K, D).
+          (B, K, D). With `share_prompt_prefix`, learned context runs [SOT, ctx] through the tower
+          once per video (once for shared ctx) and only the class suffixes K times.
         """
         c = self.config
         if class_tokens.ndim != 2 or eos.shape != class_tokens.shape[:1]:
@@ -103,7 +123,11 @@ class VideoCLIP(nn.Module):
         ctx = None
         if c.prompts != "handcrafted":  # (H, Wt) or (B, H, Wt); the phrase's slots initialise it
             ctx = self.prompt(embeddings[0, 1 : 1 + c.n_ctx], motion)
-        return prompt_features(embeddings, eos, ctx, self.clip.encode_text_embeddings, jnp)
+        # The exact prefix-sharing shortcut (docs/model.md); the plain path is its reference.
+        with_prefix = self.clip.encode_text_with_prefix if c.share_prompt_prefix else None
+        return prompt_features(
+            embeddings, eos, ctx, self.clip.encode_text_embeddings, jnp, with_prefix
+        )
 
     def match(self, video: dict[str, Array | None], text: Array) -> Array:
         """MCB (if on) then cosine / tau: video dict from `video_features`, text -> (B, K)."""
@@ -132,6 +156,18 @@ class VideoCLIP(nn.Module):
     def __call__(self, video: Array, class_tokens: Array, eos: Array) -> Array:
         """(B, T, H, W, 3) video -> (B, K) logits."""
         return self.logits_from_features(self.encode_frames(video), class_tokens, eos)
+
+
+# Frames per image-tower call when `image_chunk_frames` is -1, by `jax.default_backend()`;
+# measured in docs/benchmarks.md ("Image-tower chunking"). Backends not listed run one call.
+DEFAULT_IMAGE_CHUNK_FRAMES = {"cpu": 8, "gpu": 0, "tpu": 0}
+
+
+def image_chunk_size(image_chunk_frames: int, backend: str | None = None) -> int:
+    """Frames per image-tower call: the field itself, or for -1 the backend's default (0 = all)."""
+    if image_chunk_frames != -1:
+        return image_chunk_frames
+    return DEFAULT_IMAGE_CHUNK_FRAMES.get(backend or jax.default_backend(), 0)
 
 
 def build_model(config: ml_collections.ConfigDict) -> VideoCLIP:

@@ -292,14 +292,14 @@ class MultimodalCommunicationBlock(nn.Module):
 
     def __init__(self, c: Mapping[str, Any], width: int):
         super().__init__()
-        self.pooled_keys = c["mcb_pooled_keys"]
+        self.keys = c["mcb_keys"]
         self.sma = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
         self.saa = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
 
     def forward(self, text, video, video_tokens):
         if text.ndim == 2:  # prompts shared by all videos
             text = text.expand(video.shape[0], *text.shape)
-        keys = video[:, None] if self.pooled_keys else video_tokens
+        keys = video[:, None] if self.keys == "pooled" else video_tokens
         return self.sma(text, keys), self.saa(video[:, None], text)[:, 0]
 
 
@@ -391,6 +391,7 @@ def build_model(info: Mapping[str, Any], path: str = "<export>") -> VideoCLIP:
         if not isinstance(value, Mapping):
             raise ExportError(f"{path}: {what} is {type(value).__name__}, not a dict")
     try:
+        model_config = model_spec.upgrade_record(model_config)  # exports of older versions
         model_spec.validate(model_config)
         clip = CLIPConfig.from_dict(dict(clip_config)).to_dict()
     except (TypeError, ValueError) as e:

@@ -3,7 +3,10 @@
 A random-weight tower's frame feature carries no object position (linear-probe R^2 about 0, see
 docs/pretrain_clip.md), so the demo freezes a tiny CLIP pretrained here: symmetric InfoNCE between
 static synthetic frames (`world.render_static_frames`) and captions naming shape, colour,
-position, size and tilt.
+position, size and tilt, plus an attribute loss: a linear head on the image feature regresses
+x, y, size and the visible angle (cos, sin of k * angle) and classifies the shape. Captions alone
+never taught the angle (probe R^2 0): in a batch of 64, two captions almost never differ by tilt
+alone, so matching them never needs it. The head is dropped after pretraining.
 
 Equal captions in one batch are not negatives of each other: the targets are soft, uniform over
 every column whose caption equals the row's (plain CLIP would push equal pairs apart).
@@ -38,7 +41,8 @@ from motion_clip_jax.synthetic import world
 from motion_clip_jax.train.providers import provider
 
 # Bump when the recipe changes in a way the settings do not show: old cache files become stale.
-RECIPE_VERSION = 1
+# 1: contrastive only. 2: + the attribute head (and the cache key also holds world.WORLD_VERSION).
+RECIPE_VERSION = 2
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) to 100
 
 # Defaults: about 2 minutes on the shared 2-core CPU box (see docs/pretrain_clip.md).
@@ -48,7 +52,10 @@ DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_POOL_SIZE = 30_000
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WEIGHT_DECAY = 0.1
+DEFAULT_ATTRIBUTE_WEIGHT = 1.0
 CAPTION_STYLES = ("rich", "plain")
+# Regression columns of the attribute head, then one logit per world.SHAPES entry.
+ATTRIBUTES = ("x", "y", "size", "angle_cos", "angle_sin")
 
 # The settings that change the pretrained weights (log_fn / log_every do not).
 _SETTING_DEFAULTS: dict[str, Any] = {
@@ -61,6 +68,7 @@ _SETTING_DEFAULTS: dict[str, Any] = {
     "caption_style": "rich",
     "warmup_steps": DEFAULT_WARMUP_STEPS,
     "weight_decay": DEFAULT_WEIGHT_DECAY,
+    "attribute_weight": DEFAULT_ATTRIBUTE_WEIGHT,
 }
 
 
@@ -72,11 +80,11 @@ def normalize_frames(frames: jax.Array | np.ndarray) -> jax.Array:
 
 GRID = 8  # rich captions name the centre's cell in a GRID x GRID grid: rows 1-8, columns a-h
 _COLUMN_NAMES = "abcdefgh"
-# Tilt in quarters of the shape's symmetry period (90 degrees for a square, 120 for a triangle):
-# upright, a quarter clockwise, half way, three quarters. One token each, and no word (or digit)
-# serves two attributes, so the tiny text tower need not bind a shared token to its attribute.
+# Tilt in quarters of the shape's symmetry period (90 degrees for a square, 120 for a triangle,
+# 360 for an arrow): upright, a quarter clockwise, half way, three quarters. One token each, and no
+# word (or digit) serves two attributes, so the tiny text tower need not bind a shared token to
+# its attribute.
 _TILT_NAMES = ("straight", "tipped", "angled", "twisted")
-_SYMMETRY_DEGREES = {"square": 90.0, "triangle": 120.0}
 
 
 def _cell(value: float, bins: int) -> int:
@@ -94,8 +102,8 @@ def rich_caption(shape: str, colour: str, x: float, y: float, extent: float, ang
     """
     size_word = "small" if extent < 0.25 else "large" if extent > 0.38 else "medium"
     text = f"{size_word} {colour} {shape}"
-    if shape in _SYMMETRY_DEGREES:
-        period = _SYMMETRY_DEGREES[shape]
+    if world.SYMMETRY_ORDER[shape]:
+        period = 360.0 / world.SYMMETRY_ORDER[shape]
         # Bins centred on 0, 1/4, 1/2, 3/4 of the period.
         phase = ((angle % period) / period + 0.5 / len(_TILT_NAMES)) % 1.0
         text += " " + _TILT_NAMES[min(int(phase * len(_TILT_NAMES)), len(_TILT_NAMES) - 1)]
@@ -118,6 +126,58 @@ def captions_for(attributes: dict[str, np.ndarray], style: str) -> list[str]:
     if style == "rich":
         return [rich_caption(world.SHAPES[s], colours[c], x, y, e, a) for s, c, x, y, e, a in rows]
     raise ValueError(f"caption_style={style!r}: must be one of {CAPTION_STYLES}")
+
+
+def attribute_targets(attributes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The attribute head's targets from `render_static_frames`' attributes.
+
+    Returns values (N, 5) float32 in ATTRIBUTES order, scaled to unit spread (x, y: about
+    [0.1, 0.9] -> [-2, 2]; size [0.15, 0.5] -> [-1.75, 1.75]; the angle's cos, sin as they are),
+    and weights (N, 5): 0 for a circle's angle columns (it shows no angle), else 1.
+    """
+    angle = world.visible_angle(attributes["shape"], attributes["angle"])
+    values = np.stack(
+        [
+            (attributes["x"] - 0.5) / 0.2,
+            (attributes["y"] - 0.5) / 0.2,
+            (attributes["size"] - 0.325) / 0.1,
+            angle[:, 0],
+            angle[:, 1],
+        ],
+        axis=1,
+    ).astype(np.float32)
+    shows_angle = np.array([world.SYMMETRY_ORDER[n] > 0 for n in world.SHAPES])[attributes["shape"]]
+    weights = np.ones_like(values)
+    weights[:, 3:] = shows_angle[:, None]
+    return values, weights
+
+
+def attribute_loss(
+    image_features: jax.Array,
+    head: dict[str, jax.Array],
+    values: jax.Array,
+    weights: jax.Array,
+    shape: jax.Array,
+) -> jax.Array:
+    """Weighted mean squared error of the regression columns + shape cross-entropy.
+
+    image_features (B, D) as encode_image returns them; head {"kernel": (D, 5 + S), "bias":
+    (5 + S,)}; values, weights (B, 5) from `attribute_targets`; shape (B,) int.
+    """
+    out = image_features @ head["kernel"] + head["bias"]
+    k = len(ATTRIBUTES)
+    mse = (weights * (out[:, :k] - values) ** 2).sum() / weights.sum()
+    log_probs = jax.nn.log_softmax(out[:, k:], axis=1)
+    cross_entropy = -jnp.take_along_axis(log_probs, shape[:, None], axis=1).mean()
+    return mse + cross_entropy
+
+
+def init_attribute_head(embed_dim: int, seed: int) -> dict[str, np.ndarray]:
+    """Head {"kernel": (D, 5 + S), "bias": (5 + S,)}: kernel N(0, 1/D), bias 0."""
+    rng = np.random.default_rng([int(seed), 0xA77])
+    outputs = len(ATTRIBUTES) + len(world.SHAPES)
+    kernel = rng.normal(0, embed_dim**-0.5, (embed_dim, outputs)).astype(np.float32)
+    return {"kernel": kernel, "bias": np.zeros(outputs, np.float32)}
 
 
 def caption_tokens(captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -176,37 +236,56 @@ def make_optimizer(weight_decay: float) -> optax.GradientTransformation:
 
 
 @functools.lru_cache(maxsize=4)
-def make_train_step(config: CLIPConfig) -> Callable[..., tuple[Any, Any, jax.Array, jax.Array]]:
-    """Jitted (params, opt_state, learning_rate, frames uint8 (B,H,W,3), tokens (B,L),
-    caption_ids (B,)) -> (params, opt_state, loss, accuracy), for `make_optimizer`'s state.
+def make_train_step(config: CLIPConfig) -> Callable[..., tuple[Any, Any, jax.Array]]:
+    """Jitted (state, opt_state, learning_rate, attribute_weight, batch) -> (state, opt_state,
+    metrics {loss, contrastive, attribute, accuracy}), for `make_optimizer`'s state.
 
-    Cached per config: repeated pretraining runs in one process compile once.
+    state: {"clip": CLIP params, "head": attribute head}; batch: {frames uint8 (B, H, W, 3),
+    tokens (B, L), caption_ids (B,), values, weights (B, 5), shape (B,)}. The loss is
+    contrastive + attribute_weight * attribute. Cached per config: repeated pretraining runs in
+    one process compile once.
     """
     module = CLIP(config)
     optimizer = make_optimizer(0.0)  # weight decay and learning rate come with opt_state
 
-    def loss_fn(params, frames, tokens, caption_ids):
-        variables = {"params": params}
-        img = module.apply(variables, normalize_frames(frames), method=CLIP.encode_image)
-        txt = module.apply(variables, tokens, method=CLIP.encode_text)
-        return contrastive_loss(img, txt, params["logit_scale"], caption_ids)
-
-    def step(params, opt_state, learning_rate, frames, tokens, caption_ids):
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, frames, tokens, caption_ids
+    def loss_fn(state, attribute_weight, batch):
+        variables = {"params": state["clip"]}
+        img = module.apply(variables, normalize_frames(batch["frames"]), method=CLIP.encode_image)
+        txt = module.apply(variables, batch["tokens"], method=CLIP.encode_text)
+        scale = state["clip"]["logit_scale"]
+        contrastive, accuracy = contrastive_loss(img, txt, scale, batch["caption_ids"])
+        attribute = attribute_loss(
+            img, state["head"], batch["values"], batch["weights"], batch["shape"]
         )
+        loss = contrastive + attribute_weight * attribute
+        return loss, {
+            "loss": loss,
+            "contrastive": contrastive,
+            "attribute": attribute,
+            "accuracy": accuracy,
+        }
+
+    def step(state, opt_state, learning_rate, attribute_weight, batch):
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state, attribute_weight, batch)
         opt_state.hyperparams["learning_rate"] = learning_rate
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        updates, opt_state = optimizer.update(grads, opt_state, state)
+        state = optax.apply_updates(state, updates)
         # CLIP clamps the temperature parameter itself, not only its use in the loss.
-        params["logit_scale"] = jnp.clip(params["logit_scale"], 0.0, MAX_LOGIT_SCALE)
-        return params, opt_state, loss, accuracy
+        state["clip"]["logit_scale"] = jnp.clip(state["clip"]["logit_scale"], 0.0, MAX_LOGIT_SCALE)
+        return state, opt_state, metrics
 
     return jax.jit(step, donate_argnums=(0, 1))
 
 
 def _check_settings(
-    steps, batch_size, learning_rate, pool_size, caption_style, warmup_steps, weight_decay
+    steps,
+    batch_size,
+    learning_rate,
+    pool_size,
+    caption_style,
+    warmup_steps,
+    weight_decay,
+    attribute_weight,
 ):
     problems = []
     if not isinstance(steps, int) or steps < 1:
@@ -223,6 +302,8 @@ def _check_settings(
         problems.append(f"caption_style={caption_style!r} must be one of {CAPTION_STYLES}")
     if not weight_decay >= 0:
         problems.append(f"weight_decay={weight_decay!r} must be >= 0")
+    if not attribute_weight >= 0:
+        problems.append(f"attribute_weight={attribute_weight!r} must be >= 0")
     if problems:
         raise ValueError("pretrain_tiny_clip: " + "; ".join(problems))
 
@@ -239,32 +320,52 @@ def pretrain_tiny_clip(
     caption_style: str = "rich",
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
     weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
     log_every: int = 250,
     log_fn: Callable[[str], Any] | None = print,
     history: list[dict[str, float]] | None = None,
 ) -> tuple[CLIPConfig, dict[str, Any]]:
-    """Pretrains a CLIP on static synthetic frames and their captions. Deterministic given seed.
+    """Pretrains a CLIP on static synthetic frames, their captions and their attributes.
+    Deterministic given seed.
 
-    A pool of `pool_size` frames is rendered once (seed `seed`) and shuffled every epoch; AdamW
-    (b2 0.98, eps 1e-6, decay on matrices only) with linear warm-up then cosine decay to 0.
-    If `history` is given, one dict {step, loss, accuracy, steps_per_s} per log is appended to it.
-    Returns (config, params) with params a numpy tree.
+    A pool of `pool_size` frames is rendered once (seed `seed`) and shuffled every epoch. Loss:
+    contrastive + attribute_weight * attribute (`attribute_loss`; 0: plain CLIP). AdamW (b2 0.98,
+    eps 1e-6, decay on matrices only) with linear warm-up then cosine decay to 0. If `history` is
+    given, one dict {step, loss, contrastive, attribute, accuracy, steps_per_s} per log is
+    appended to it (means since the last log). Returns (config, params) with params a numpy tree;
+    the attribute head is dropped.
     """
     _check_settings(
-        steps, batch_size, learning_rate, pool_size, caption_style, warmup_steps, weight_decay
+        steps,
+        batch_size,
+        learning_rate,
+        pool_size,
+        caption_style,
+        warmup_steps,
+        weight_decay,
+        attribute_weight,
     )
     log = log_fn or (lambda _: None)
     config = clip_config(clip_preset, image_resolution=size)
     start = time.time()
     frames, _, attributes = world.render_static_frames(pool_size, seed=seed, size=size)
     caption_ids, tokens = caption_tokens(captions_for(attributes, caption_style))
+    values, weights = attribute_targets(attributes)
+    pool = {
+        "frames": frames,
+        "tokens": tokens,
+        "caption_ids": caption_ids,
+        "values": values,
+        "weights": weights,
+        "shape": attributes["shape"],
+    }
     log(
         f"pretrain_clip: {pool_size} frames ({caption_ids.max() + 1} distinct {caption_style} "
         f"captions, {tokens.shape[1]} tokens) rendered in {time.time() - start:.1f}s"
     )
 
     _, variables = init_clip(config, jax.random.PRNGKey(seed))
-    params = variables["params"]
+    state = {"clip": variables["params"], "head": init_attribute_head(config.embed_dim, seed)}
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=learning_rate,
@@ -273,52 +374,46 @@ def pretrain_tiny_clip(
         end_value=0.0,
     )
     learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float32)
-    opt_state = make_optimizer(weight_decay).init(params)
+    opt_state = make_optimizer(weight_decay).init(state)
     train_step = make_train_step(config)
+    weight = np.float32(attribute_weight)
 
     order_rng = np.random.default_rng([int(seed), 0xC11B])
     batches, cursor = np.zeros((0, batch_size), np.int64), 0
-    losses, accuracies = [], []
+    logged: list[dict[str, jax.Array]] = []
     loop_start = time.time()
     for step in range(steps):
         if cursor == len(batches):  # a new epoch: reshuffle
             batches, cursor = epoch_batches(pool_size, batch_size, order_rng), 0
         index = batches[cursor]
         cursor += 1
-        params, opt_state, loss, accuracy = train_step(
-            params,
-            opt_state,
-            learning_rates[step],
-            frames[index],
-            tokens[index],
-            caption_ids[index],
+        batch = {name: column[index] for name, column in pool.items()}
+        state, opt_state, metrics = train_step(
+            state, opt_state, learning_rates[step], weight, batch
         )
-        losses.append(loss)
-        accuracies.append(accuracy)
+        logged.append(metrics)
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            mean_loss = float(np.mean(jax.device_get(losses)))  # also waits for the steps
-            mean_accuracy = float(np.mean(jax.device_get(accuracies)))
-            if not np.isfinite(mean_loss):
-                raise FloatingPointError(f"pretrain_clip: loss is {mean_loss} at step {step + 1}")
+            means = {  # device_get also waits for the steps
+                name: float(np.mean([m[name] for m in jax.device_get(logged)]))
+                for name in logged[0]
+            }
+            if not np.isfinite(means["loss"]):
+                raise FloatingPointError(
+                    f"pretrain_clip: loss is {means['loss']} at step {step + 1}"
+                )
             elapsed = time.time() - loop_start
             rate = (step + 1) / elapsed
             log(
-                f"pretrain_clip: step {step + 1}/{steps} loss {mean_loss:.4f} "
-                f"batch-acc {mean_accuracy:.3f} lr {learning_rates[step]:.2e} "
+                f"pretrain_clip: step {step + 1}/{steps} loss {means['loss']:.4f} "
+                f"(contrastive {means['contrastive']:.4f}, attribute {means['attribute']:.4f}) "
+                f"batch-acc {means['accuracy']:.3f} lr {learning_rates[step]:.2e} "
                 f"{rate:.1f} steps/s ETA {(steps - step - 1) / rate:.0f}s"
             )
             if history is not None:
-                history.append(
-                    {
-                        "step": step + 1,
-                        "loss": mean_loss,
-                        "accuracy": mean_accuracy,
-                        "steps_per_s": rate,
-                    }
-                )
-            losses, accuracies = [], []
+                history.append({"step": step + 1, **means, "steps_per_s": rate})
+            logged = []
     log(f"pretrain_clip: done in {time.time() - start:.1f}s")
-    return config, jax.tree_util.tree_map(np.asarray, params)
+    return config, jax.tree_util.tree_map(np.asarray, state["clip"])
 
 
 def cache_filename(*, seed: int = 0, **settings: Any) -> str:
@@ -331,14 +426,19 @@ def cache_filename(*, seed: int = 0, **settings: Any) -> str:
         raise TypeError(
             f"unknown pretraining settings {unknown}; known: {sorted(_SETTING_DEFAULTS)}"
         )
-    full = {**_SETTING_DEFAULTS, **settings, "seed": seed, "recipe_version": RECIPE_VERSION}
-    for name in ("learning_rate", "weight_decay"):  # 1 and 1.0 are one setting
+    full = {**_SETTING_DEFAULTS, **settings, **_versions(seed)}
+    for name in ("learning_rate", "weight_decay", "attribute_weight"):  # 1 and 1.0: one setting
         full[name] = float(full[name])
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:10]
     return (
-        f"tiny_clip-{full['clip_preset']}-{full['size']}px-seed{seed}-"
-        f"{full['steps']}x{full['batch_size']}-{digest}.msgpack"
+        f"tiny_clip-r{RECIPE_VERSION}w{world.WORLD_VERSION}-{full['clip_preset']}-"
+        f"{full['size']}px-seed{seed}-{full['steps']}x{full['batch_size']}-{digest}.msgpack"
     )
+
+
+def _versions(seed: int) -> dict[str, int]:
+    """What the cache key holds beyond the settings: the seed, the recipe and the world."""
+    return {"seed": seed, "recipe_version": RECIPE_VERSION, "world_version": world.WORLD_VERSION}
 
 
 def get_or_pretrain_tiny_clip(
@@ -382,7 +482,7 @@ def get_or_pretrain_tiny_clip(
     seconds = time.time() - start
     flax_file.save_clip(path, config, params)
     record = {
-        "settings": {**full, "seed": seed, "recipe_version": RECIPE_VERSION},
+        "settings": {**full, **_versions(seed)},
         "seconds": round(seconds, 1),
         "final_loss": history[-1]["loss"],
         "history": history,
@@ -418,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=DEFAULT_LEARNING_RATE)
     parser.add_argument("--pool_size", type=int, default=DEFAULT_POOL_SIZE)
     parser.add_argument("--caption_style", choices=CAPTION_STYLES, default="rich")
+    parser.add_argument("--attribute_weight", type=float, default=DEFAULT_ATTRIBUTE_WEIGHT)
     args = parser.parse_args(argv)
     path = get_or_pretrain_tiny_clip(
         args.cache_dir,
@@ -427,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         learning_rate=args.learning_rate,
         pool_size=args.pool_size,
         caption_style=args.caption_style,
+        attribute_weight=args.attribute_weight,
     )
     print(path)
 

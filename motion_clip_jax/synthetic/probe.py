@@ -1,7 +1,7 @@
 """What a frozen CLIP image tower's per-frame feature knows about the synthetic world.
 
 `frame_probe`: linear probes (ridge, closed form) on the projected class token of static frames:
-R^2 of x, y, size and tilt, accuracy of shape and colour. `motion_probe`: heads on the frozen
+R^2 of x, y, size and the visible angle, accuracy of shape and colour. `motion_probe`: heads on the frozen
 per-frame features of motion clips, order-blind (mean over frames) vs ordered (frames
 concatenated in order) vs frame differences; within-pair accuracy tells order apart (chance 50%).
 
@@ -29,8 +29,6 @@ from motion_clip_jax.models.clip import CLIP, init_clip
 from motion_clip_jax.synthetic import pretrain_clip, world
 
 RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
-# Rotational symmetry order of each shape: a turn of 360/k degrees looks the same.
-_SYMMETRY_ORDER = {"square": 4, "triangle": 3}
 
 
 def encode_frames(
@@ -114,8 +112,10 @@ def frame_probe(
     """Linear-probe scores of the frozen frame feature on n static frames (`render_static_frames`).
 
     Held-out split: the last `test_fraction` of the frames. Returns {x_r2, y_r2, size_r2,
-    tilt_r2, shape_acc, colour_acc, n_train, n_test}. tilt_r2: R^2 of (cos k*angle, sin k*angle)
-    over squares (k = 4) and triangles (k = 3), the tilt a shape's symmetry lets one see.
+    angle_r2, arrow_angle_r2, shape_acc, colour_acc, n_train, n_test}. angle_r2: R^2 of
+    `world.visible_angle` (cos, sin of k * angle, k the shape's symmetry order) over every shape
+    but circles, one probe for all; arrow_angle_r2: a probe of arrows alone (k = 1), the angle
+    the rotating classes turn.
     """
     if n < 100 or not 0 < test_fraction < 1:
         raise ValueError(
@@ -137,15 +137,13 @@ def frame_probe(
         pred, _ = ridge_probe(features[train], target[train], features[test], _one_hot_accuracy)
         results[f"{name}_acc"] = _one_hot_accuracy(target[test], pred)
 
-    order = np.zeros(n)
-    for shape_name, k in _SYMMETRY_ORDER.items():
-        order[attributes["shape"] == world.SHAPES.index(shape_name)] = k
-    theta = np.deg2rad(attributes["angle"]) * order
-    tilt = np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    turns = order > 0  # a circle has no visible tilt
-    tr, te = turns & (np.arange(n) < n_train), turns & (np.arange(n) >= n_train)
-    pred, _ = ridge_probe(features[tr], tilt[tr], features[te], r2_score)
-    results["tilt_r2"] = r2_score(tilt[te], pred)
+    angle = world.visible_angle(attributes["shape"], attributes["angle"])
+    orders = np.array([world.SYMMETRY_ORDER[name] for name in world.SHAPES])[attributes["shape"]]
+    is_train = np.arange(n) < n_train
+    for key, pick in (("angle_r2", orders > 0), ("arrow_angle_r2", orders == 1)):
+        tr, te = pick & is_train, pick & ~is_train
+        pred, _ = ridge_probe(features[tr], angle[tr], features[te], r2_score)
+        results[key] = r2_score(angle[te], pred)
     return results
 
 

@@ -1,10 +1,16 @@
 """A synthetic world whose classes only a model that sees frame ORDER can tell apart.
 
-Every clip shows one shape (square / circle / triangle, a named colour with jitter) on a noisy
-random background. 8 classes in 4 pairs, see CLASS_NAMES: a clip of the second class of a pair is
-drawn like one of the first and then played backwards, so the two classes of a pair hold the same
-distribution of frame SETS and differ only in order. Rotating clips use squares and triangles only
-(a turning circle looks still). Everything is a pure function of the seed.
+Every clip shows one shape (square / circle / triangle / arrow, a named colour with jitter) on a
+noisy random background. 8 classes in 4 pairs, see CLASS_NAMES: a clip of the second class of a
+pair is drawn like one of the first and then played backwards, so a clip and its partner hold the
+same multiset of frames and differ only in order (mean pooling over frames cannot tell them apart).
+Rotating clips turn a clock hand: an arrow (the one shape without rotational symmetry) pivoting on
+its tail near the frame's centre, by 18-30 degrees a frame, far below half its 360-degree period,
+so the turning direction is plain in any two frames. Pivoting on its tail, the hand's body sweeps
+across the tiny CLIP's 8 px patches: its angle is WHERE it is, which a 2-layer patch-8 tower learns
+(it never learned a small shape's tilt inside a patch, see docs/pretrain_clip.md). Arrows are
+always such hands, in static frames too, and appear in no other class.
+Everything is a pure function of the seed; WORLD_VERSION names the world a dataset was drawn from.
 
 `render_static_frames` draws single frames from the same renderer with their attributes and a
 caption, for pretraining a small image tower (shape, colour, position, size, angle).
@@ -36,7 +42,16 @@ CLASS_NAMES = (
 )
 # (first, second) label of every order pair: the second class is the first played backwards.
 CLASS_PAIRS = tuple((i, i + 1) for i in range(0, len(CLASS_NAMES), 2))
-SHAPES = ("square", "circle", "triangle")
+# Bump when clips or static frames change for the same seed: a dataset of another world is stale.
+# 1: squares / triangles turning 8-15 deg a frame. 2: clock hands turning 18-30 deg a frame.
+WORLD_VERSION = 2
+SHAPES = ("square", "circle", "triangle", "arrow")
+# Rotational symmetry order k of each shape: a turn of 360/k degrees looks the same, so what a
+# frame shows of its angle is k * angle mod 360 (a circle, k = 0, shows none).
+SYMMETRY_ORDER = {"square": 4, "circle": 0, "triangle": 3, "arrow": 1}
+# Degrees per frame of a rotating clip: far below 180 (half the arrow's period), so the direction
+# of the turn between two frames is never ambiguous.
+ROTATION_SPEED = (18.0, 30.0)
 # Named object colours (captions use the names); each draw adds +-20 jitter per channel.
 COLOURS = {
     "red": (220, 40, 40),
@@ -51,6 +66,14 @@ COLOURS = {
 _SUPERSAMPLE = 3  # sub-pixels per pixel side, for anti-aliased edges
 _CHUNK = 256  # frames rendered at a time
 _TRIANGLE_SCALE = 1.25  # circumradius / (size / 2): a triangle of "size" s looks as big as a square
+# Arrow of length "size", pointing up at angle 0, in units of half its length (local v down): a
+# head from the tip v = -1 to v = -0.1, 0.65 wide each side at its base, on a shaft 0.3 wide each
+# side down to v = 1. Not symmetric under any turn, so its angle is visible modulo 360.
+_ARROW_NECK, _ARROW_HEAD_HALF_WIDTH, _ARROW_SHAFT_HALF_WIDTH = -0.1, 0.65, 0.3
+# Clock hands: length and pivot offset from the frame's centre (each axis), relative to the side;
+# the tip stays inside the frame (0.42 + 0.06 < 0.5).
+_HAND_LENGTH = (0.32, 0.42)
+_HAND_PIVOT_JITTER = 0.06
 _COLOUR_JITTER = 20
 _MIN_CONTRAST = 110.0  # minimum RGB distance between object colour and background base colour
 
@@ -108,6 +131,12 @@ def _coverage(
             inside[pick] = np.maximum(np.abs(pu), np.abs(pv)) <= ph
         elif name == "circle":
             inside[pick] = pu * pu + pv * pv <= ph * ph
+        elif name == "arrow":
+            a, b = pu / ph, pv / ph  # in half lengths
+            head = (b >= -1) & (b <= _ARROW_NECK)
+            head &= np.abs(a) <= _ARROW_HEAD_HALF_WIDTH * (b + 1) / (_ARROW_NECK + 1)
+            shaft = (np.abs(a) <= _ARROW_SHAFT_HALF_WIDTH) & (b >= _ARROW_NECK) & (b <= 1)
+            inside[pick] = head | shaft
         else:  # equilateral triangle, apex up: circumradius r, inradius r / 2
             r = ph * _TRIANGLE_SCALE
             inside[pick] = (
@@ -141,13 +170,36 @@ def _backgrounds(rng: np.random.Generator, base: np.ndarray, size: int) -> np.nd
     return base[:, None, None, :] + noise
 
 
+def _hand(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n clock hands: length (n,) and pivot x, y (n,) in pixels."""
+    length = rng.uniform(*_HAND_LENGTH, size=n) * size
+    pivot = size / 2 + rng.uniform(-_HAND_PIVOT_JITTER, _HAND_PIVOT_JITTER, size=(2, n)) * size
+    return length, pivot[0], pivot[1]
+
+
+def hand_centre(
+    pivot_x: np.ndarray, pivot_y: np.ndarray, length: np.ndarray, angle_deg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (x, y) of an arrow of `length` whose tail is at the pivot, pointing `angle_deg`
+    clockwise from up (y down). Shapes broadcast."""
+    theta = np.deg2rad(angle_deg)
+    return pivot_x + length / 2 * np.sin(theta), pivot_y - length / 2 * np.cos(theta)
+
+
 def make_motion_clips(
-    num_clips: int, *, seed: int, num_frames: int = 8, size: int = 32
+    num_clips: int,
+    *,
+    seed: int,
+    num_frames: int = 8,
+    size: int = 32,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips (N, T, H, W, 3) uint8 and labels (N,) int32, classes balanced (label = i % 8, shuffled).
 
     Every pair (2p, 2p + 1) of CLASS_NAMES: clip drawn for class 2p, then reversed in time for
-    class 2p + 1 (e.g. "moving left" reversed is "moving right").
+    class 2p + 1 (e.g. "moving left" reversed is "moving right"). The draws depend on the pair
+    only, so with `labels` given (N,) in place of the shuffled ones, flipping a label within its
+    pair plays the same clip backwards.
     """
     if num_clips < 1 or num_frames < 2 or size < 8:
         raise ValueError(
@@ -155,15 +207,20 @@ def make_motion_clips(
             f"{num_frames}, {size}"
         )
     rng = np.random.default_rng([int(seed), 0x5EED])
-    labels = rng.permutation(np.arange(num_clips) % len(CLASS_NAMES)).astype(np.int32)
+    shuffled = rng.permutation(np.arange(num_clips) % len(CLASS_NAMES)).astype(np.int32)
+    labels = shuffled if labels is None else np.asarray(labels, np.int32)
+    if labels.shape != (num_clips,) or not np.all((labels >= 0) & (labels < len(CLASS_NAMES))):
+        raise ValueError(f"labels must be ({num_clips},) ints in [0, {len(CLASS_NAMES)})")
     pair = labels // 2
     n, t_count = num_clips, num_frames
     t = np.linspace(0.0, 1.0, t_count, dtype=np.float64)[None, :]  # (1, T) progress in the clip
 
-    shape = rng.integers(0, len(SHAPES), size=n)
-    # Rotation needs a shape whose turning shows: squares and triangles only.
-    shape = np.where(pair == 2, rng.choice([0, 2], size=n), shape)
+    arrow = SHAPES.index("arrow")
+    shape = rng.integers(0, arrow, size=n)  # square, circle, triangle
+    shape = np.where(pair == 2, arrow, shape)  # rotating: a clock hand
     extent0 = rng.uniform(0.22, 0.34, size=n) * size
+    hand_length, pivot_x, pivot_y = _hand(rng, n, size)
+    extent0 = np.where(pair == 2, hand_length, extent0)
     angle0 = rng.uniform(0, 360, size=n)
     _, colour, base = _draw_colours(rng, n)
 
@@ -173,7 +230,7 @@ def make_motion_clips(
     cy0 = margin + rng.uniform(0, 1, n) * free
     travel = rng.uniform(0.30, 0.45, size=n) * size
     start = margin + rng.uniform(0, 1, n) * (free - travel)  # moving-pair start coordinate
-    speed = rng.uniform(8, 15, size=n)  # degrees per frame
+    speed = rng.uniform(*ROTATION_SPEED, size=n)  # degrees per frame
     grow = rng.uniform(1.7, 2.3, size=n)
     small = rng.uniform(0.15, 0.22, size=n) * size
 
@@ -185,7 +242,11 @@ def make_motion_clips(
     cx = np.where((pair == 0)[:, None], path, cx)
     cy = np.where((pair == 1)[:, None], path, cy)
     steps = np.arange(t_count)[None, :]
-    angle = np.where((pair == 2)[:, None], angle0[:, None] + speed[:, None] * steps, angle)
+    turning = angle0[:, None] + speed[:, None] * steps
+    hand_x, hand_y = hand_centre(pivot_x[:, None], pivot_y[:, None], hand_length[:, None], turning)
+    angle = np.where((pair == 2)[:, None], turning, angle)
+    cx = np.where((pair == 2)[:, None], hand_x, cx)
+    cy = np.where((pair == 2)[:, None], hand_y, cy)
     extent = np.where((pair == 3)[:, None], small[:, None] * grow[:, None] ** t, extent)
 
     background = _backgrounds(rng, base, size)
@@ -240,6 +301,13 @@ def render_static_frames(
     margin = 0.62 * extent
     cx = margin + rng.uniform(0, 1, n) * (size - 2 * margin)
     cy = margin + rng.uniform(0, 1, n) * (size - 2 * margin)
+    # Arrows are clock hands, as in the rotating clips: their angle is where they lie.
+    arrow = shape == SHAPES.index("arrow")
+    hand_length, pivot_x, pivot_y = _hand(rng, n, size)
+    hand_x, hand_y = hand_centre(pivot_x, pivot_y, hand_length, angle)
+    extent, cx, cy = (
+        np.where(arrow, a, b) for a, b in ((hand_length, extent), (hand_x, cx), (hand_y, cy))
+    )
     frames = render_frames(
         size, shape, cx, cy, extent, angle, colour, _backgrounds(rng, base, size)
     )
@@ -259,6 +327,16 @@ def render_static_frames(
         )
     ]
     return frames, captions, attributes
+
+
+def visible_angle(shape: np.ndarray, angle_deg: np.ndarray) -> np.ndarray:
+    """What a frame shows of its shape's angle: (N, 2) cos, sin of k * angle, k = the shape's
+    SYMMETRY_ORDER (0, 0 for a circle, which shows none). shape (N,) SHAPES index, angle (N,)."""
+    order = np.array([SYMMETRY_ORDER[name] for name in SHAPES], np.float64)[shape]
+    theta = np.deg2rad(np.asarray(angle_deg, np.float64)) * order
+    return (np.stack([np.cos(theta), np.sin(theta)], axis=1) * (order > 0)[:, None]).astype(
+        np.float32
+    )
 
 
 def _jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -292,6 +370,7 @@ def write_synthetic_dataset(
     from motion_clip_jax.data import records
 
     options = {
+        "world_version": WORLD_VERSION,
         "num_train": num_train,
         "num_test": num_test,
         "seed": seed,
@@ -379,8 +458,9 @@ def provide_dataset(settings: dict, *, dataset_dir: str, frame_size: int, num_fr
     """Data source "synthetic_motion": writes the dataset into `dataset_dir` (<root>/<name>) when
     that folder holds no dataset, frames of `frame_size` px and `num_frames` long.
 
-    An existing folder is used as it is; a synthetic manifest written before manifests recorded
-    `class_pairs` gets them added, so its runs still report within-pair accuracy.
+    An existing folder is used as it is, unless its manifest says it is a synthetic dataset of
+    another world (WORLD_VERSION; none recorded: version 1): that is an error naming the folder,
+    since its clips would not be the classes the run reports.
     """
     from motion_clip_jax.data import manifest as manifest_lib
     from motion_clip_jax.data import source
@@ -394,9 +474,13 @@ def provide_dataset(settings: dict, *, dataset_dir: str, frame_size: int, num_fr
             manifest = manifest_lib.read_manifest(existing)
         except FileNotFoundError:
             return
-        if manifest.get("layout") == "synthetic" and "class_pairs" not in manifest:
-            manifest["class_pairs"] = [list(pair) for pair in CLASS_PAIRS]
-            manifest_lib.write_manifest(existing, manifest)
+        if manifest.get("layout") == "synthetic":
+            version = manifest.get("options", {}).get("world_version", 1)
+            if version != WORLD_VERSION:
+                raise ValueError(
+                    f"{existing} holds a synthetic dataset of world_version {version}, this code "
+                    f"draws world_version {WORLD_VERSION}; delete the folder to write it again"
+                )
         return
     print(f"Writing the synthetic motion dataset to {dataset_dir} ...", flush=True)
     write_synthetic_dataset(

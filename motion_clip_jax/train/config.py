@@ -82,6 +82,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.single_view = True  # centre frames of T segments, centre crop
     c.eval.multiview = True  # 4 segment samplings x 3 crops, softmax scores summed (paper §4.1)
     c.eval.confusion_png = True  # write confusion_<name>.png beside eval_results.json
+    # '' = off. A folder (shared by the runs of a table): the frozen image tower's features of the
+    # evaluation views are computed once per (CLIP weights, dataset split, view settings, dtype,
+    # process layout) and stored there; later evaluations run only the trainable part on them
+    # (exact; see train/feature_cache.py for the key and docs/training.md).
+    c.eval.feature_cache_dir = ""
     # Extra evaluation sets (zero-shot / cross-dataset): name -> {dataset_dir, split, class_names}.
     c.eval.extra = ml_collections.ConfigDict()
 
@@ -111,8 +116,10 @@ def _flat_keys(config: Any, prefix: str = "") -> set[str]:
     return keys
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the first unknown, missing or inconsistent field."""
+def validate_config(config: ml_collections.ConfigDict, check_files: bool = True) -> None:
+    """Raises ValueError naming the first unknown, missing or inconsistent field.
+
+    `check_files=False` skips the checks that files exist (planning runs on another machine)."""
     reference = base_config()
     unknown = sorted(_flat_keys(config) - _flat_keys(reference))
     missing = sorted(_flat_keys(reference) - _flat_keys(config))
@@ -151,7 +158,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.data.few_shot_k < 0:
         bad("data.few_shot_k", config.data.few_shot_k, "must be >= 0")
     if (
-        config.clip_checkpoint
+        check_files
+        and config.clip_checkpoint
         and not config.clip_source
         and not os.path.exists(config.clip_checkpoint)
     ):

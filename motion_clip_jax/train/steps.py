@@ -92,6 +92,30 @@ def make_train_step(
     )
 
 
+def _view_features(model: VideoCLIP, frozen: Any, video: Array) -> Array:
+    """(B, T, H, W, 3) or (B, V, T, H, W, 3) views -> (B, T, D) or (B, V, T, D) frame features."""
+    lead = video.shape[:-4]
+    frames = _frames(model, frozen, video.reshape(-1, *video.shape[-4:]))
+    return frames.reshape(*lead, *frames.shape[1:])
+
+
+def _view_scores(
+    model: VideoCLIP, params: Any, frames: Array, class_tokens: Array, eos: Array
+) -> Array:
+    """(B, T, D) or (B, V, T, D) frame features -> (B, K): the softmax probabilities, summed over
+    the V views (multi-view)."""
+    b = frames.shape[0]
+    logits = model.apply(
+        {"params": params},
+        frames.reshape(-1, *frames.shape[-2:]),
+        class_tokens,
+        eos,
+        method=VideoCLIP.logits_from_features,
+    )
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return probs.reshape(b, -1, probs.shape[-1]).sum(axis=1)
+
+
 def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
     """jit(eval_step)(trainable, frozen, video, class_tokens, eos) -> (B, K) class scores.
 
@@ -100,21 +124,47 @@ def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Calla
     """
 
     def eval_step(trainable: Any, frozen: Any, video: Array, class_tokens: Array, eos: Array):
-        multiview = video.ndim == 6
-        b = video.shape[0]
-        if multiview:
-            video = video.reshape(b * video.shape[1], *video.shape[2:])
-        params = {**frozen, **trainable}
-        frames = _frames(model, params, video)
-        logits = model.apply(
-            {"params": params}, frames, class_tokens, eos, method=VideoCLIP.logits_from_features
-        )
-        probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-        return probs.reshape(b, -1, probs.shape[-1]).sum(axis=1)
+        frames = _view_features(model, frozen, video)
+        return _view_scores(model, {**frozen, **trainable}, frames, class_tokens, eos)
 
     replicated = mesh_lib.replicated(mesh)
     return jax.jit(
         eval_step,
+        in_shardings=(
+            replicated,
+            frozen_shardings,
+            mesh_lib.batch_sharding(mesh),
+            replicated,
+            replicated,
+        ),
+        out_shardings=replicated,
+    )
+
+
+def make_encode_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
+    """jit(encode_step)(frozen, video) -> frame features (the eval feature cache's first pass).
+
+    `video` (B, T, H, W, 3) or (B, V, T, H, W, 3) -> (B, T, D) or (B, V, T, D), B split over
+    `data` in and out (each process fetches its own rows).
+    """
+    batch = mesh_lib.batch_sharding(mesh)
+    return jax.jit(
+        lambda frozen, video: _view_features(model, frozen, video),
+        in_shardings=(frozen_shardings, batch),
+        out_shardings=batch,
+    )
+
+
+def make_eval_features_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
+    """jit(step)(trainable, frozen, frames, class_tokens, eos) -> (B, K) class scores from frame
+    features (B, T, D) or (B, V, T, D): the eval step without the image tower."""
+
+    def features_step(trainable, frozen, frames, class_tokens, eos):
+        return _view_scores(model, {**frozen, **trainable}, frames, class_tokens, eos)
+
+    replicated = mesh_lib.replicated(mesh)
+    return jax.jit(
+        features_step,
         in_shardings=(
             replicated,
             frozen_shardings,

@@ -20,9 +20,11 @@ import numpy as np
 import optax
 from absl import logging
 from clu import periodic_actions
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from motion_clip_jax.convert.flax_file import load_clip, save_clip
+from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import params as params_lib
@@ -30,6 +32,7 @@ from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
 from motion_clip_jax.train import data_input, preemption, providers
 from motion_clip_jax.train import evaluate as evaluate_lib
+from motion_clip_jax.train import feature_cache as feature_cache_lib
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
 from motion_clip_jax.train import workdir as workdir_lib
@@ -86,6 +89,18 @@ class EvalSet:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureCacheSettings:
+    """config.eval.feature_cache_dir, with what keys its entries besides the set and view."""
+
+    directory: str
+    clip_weights: str  # feature_cache.weights_digest of the frozen CLIP
+    clip_config: dict[str, Any]
+    dtype: str
+    encode_step: Callable[..., jax.Array]  # (frozen, video) -> frame features, batch-sharded
+    features_step: Callable[..., jax.Array]  # (trainable, frozen, frames, ids, eos) -> (B, K)
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalContext:
     """What every evaluation pass needs besides the trainable parameters and the set."""
 
@@ -93,6 +108,7 @@ class EvalContext:
     eval_step: Callable[..., jax.Array]
     frozen: Any
     batch_sharding: Any
+    feature_cache: FeatureCacheSettings | None = None  # None: the image tower runs every pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,18 +157,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_step = steps_lib.make_train_step(
         parts.module, tx, schedule, mesh, placed.state_shardings, placed.frozen_shardings
     )
-    eval_ctx = EvalContext(
-        config,
-        steps_lib.make_eval_step(parts.module, mesh, placed.frozen_shardings),
-        placed.frozen,
-        mesh_lib.batch_sharding(mesh),
-    )
+    eval_ctx = make_eval_context(config, parts, placed, mesh)
     main_set = make_eval_set("main", dataset, parts.model_config, mesh)
     train_ctx = TrainContext(config, train_step, writer, checkpointer, total_steps, steps_per_epoch)
     state = train_loop(train_ctx, eval_ctx, main_set, state)
     eval_sets = [main_set] + extra_eval_sets(config, parts.model_config, mesh)
     step = int(state.step)
-    results: dict[str, Any] = {"step": step, "num_train_steps": total_steps}
+    results: dict[str, Any] = {
+        "step": step,
+        "num_train_steps": total_steps,
+        "model": model_record(parts),
+    }
     results.update(evaluate_all(eval_ctx, state.trainable, eval_sets, writer, workdir, step))
     write_results(results, eval_sets, workdir)
     checkpointer.close()
@@ -247,6 +262,7 @@ def build_model(
         # What export / predict need to rebuild the model without the training config's context.
         run_info = {
             "model_config": model_config.to_dict(),
+            "trainable_parameters": params_lib.trainable_record(trainable),
             "clip_checkpoint": clip_path,
             "class_names": dataset.class_names,
             "dataset_dir": dataset.dataset_dir,
@@ -256,6 +272,17 @@ def build_model(
         with open(os.path.join(workdir, "run_info.json"), "w") as f:
             json.dump(run_info, f, indent=1)
     return ModelParts(module, model_config, trainable, frozen)
+
+
+def model_record(parts: ModelParts) -> dict[str, Any]:
+    """What ran, for eval_results.json: the variant, its switches, the fields the paper's tables
+    vary, and the trainable parameter count per module (counted on the model that was built)."""
+    c = parts.model_config
+    fields = ("variant", *model_spec.SWITCHES, "mcb_keys", "num_frames", "motion_step", "n_ctx")
+    record = {name: c[name] for name in fields}
+    record["ctx_init"] = c.ctx_init
+    record["trainable_parameters"] = params_lib.trainable_record(parts.trainable)
+    return record
 
 
 def train_length(config: ml_collections.ConfigDict, dataset: data_input.Dataset) -> tuple[int, int]:
@@ -300,6 +327,32 @@ def restore(
         )
     log(f"Resumed from step {start_step} ({checkpointer.directory})")
     return state
+
+
+def make_eval_context(
+    config: ml_collections.ConfigDict, parts: ModelParts, placed: Placed, mesh: Mesh
+) -> EvalContext:
+    """The eval steps on the mesh, and the feature cache when config.eval.feature_cache_dir is set
+    (its key needs the host copy of the frozen CLIP: hashed here, once per run)."""
+    cache = None
+    if config.eval.feature_cache_dir:
+        cache = FeatureCacheSettings(
+            directory=os.path.abspath(config.eval.feature_cache_dir),
+            clip_weights=feature_cache_lib.weights_digest(parts.frozen),
+            clip_config=dataclasses.asdict(config_lib.clip_config_of(parts.model_config)),
+            dtype=str(parts.model_config.dtype),
+            encode_step=steps_lib.make_encode_step(parts.module, mesh, placed.frozen_shardings),
+            features_step=steps_lib.make_eval_features_step(
+                parts.module, mesh, placed.frozen_shardings
+            ),
+        )
+    return EvalContext(
+        config,
+        steps_lib.make_eval_step(parts.module, mesh, placed.frozen_shardings),
+        placed.frozen,
+        mesh_lib.batch_sharding(mesh),
+        cache,
+    )
 
 
 def make_eval_set(
@@ -482,23 +535,106 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Every video of the set's eval split exactly once (padded batches masked out) -> metrics."""
     dataset = eval_set.dataset
-    scores, labels = [], []
-    batches: Iterator[dict[str, np.ndarray]] = data_input.eval_iterator(
-        ctx.config, dataset, multiview
-    )
-    for local in batches:
-        video = jax.make_array_from_process_local_data(ctx.batch_sharding, local["video"])
-        out = ctx.eval_step(trainable, ctx.frozen, video, eval_set.class_tokens, eval_set.eos)
-        # Labels and masks are gathered from every process; scores come back replicated.
-        gathered = data_input.allgather({"label": local["label"], "mask": local["mask"]})
-        keep = gathered["mask"].astype(bool)
-        scores.append(np.asarray(out)[keep])
-        labels.append(gathered["label"][keep])
-    scores_np = np.concatenate(scores) if scores else np.zeros((0, len(dataset.class_names)))
-    labels_np = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
+    scores_np, labels_np = eval_scores(ctx, trainable, eval_set, multiview)
     metrics = evaluate_lib.classification_metrics(scores_np, labels_np, dataset.class_names)
     if dataset.class_pairs:
         metrics["pair_accuracy"] = evaluate_lib.pair_accuracy(
             scores_np, labels_np, dataset.class_pairs
         )
     return metrics
+
+
+def eval_scores(
+    ctx: EvalContext, trainable: Any, eval_set: EvalSet, multiview: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, K), labels (N,)) of the N videos of the set's eval split, in process order.
+
+    Without a feature cache every batch runs the whole eval step; with one, the frame features
+    come from the cache (computed and stored on a miss) and only the trainable part runs.
+    """
+    tokens, eos = eval_set.class_tokens, eval_set.eos
+    if ctx.feature_cache is None:
+        step, inputs = ctx.eval_step, "video"
+        batches = data_input.eval_iterator(ctx.config, eval_set.dataset, multiview)
+    else:
+        step, inputs = ctx.feature_cache.features_step, "features"
+        local_batch = ctx.config.eval.batch_size // jax.process_count()
+        batches = cached_views(ctx, eval_set, multiview).batches(local_batch)
+    scores, labels = [], []
+    for local in batches:
+        out = step(trainable, ctx.frozen, _global_rows(ctx, local[inputs]), tokens, eos)
+        # Labels and masks are gathered from every process; scores come back replicated.
+        gathered = data_input.allgather({"label": local["label"], "mask": local["mask"]})
+        keep = gathered["mask"].astype(bool)
+        scores.append(np.asarray(out)[keep])
+        labels.append(gathered["label"][keep])
+    num_classes = len(eval_set.dataset.class_names)
+    scores_np = np.concatenate(scores) if scores else np.zeros((0, num_classes))
+    labels_np = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
+    return scores_np, labels_np
+
+
+def _global_rows(ctx: EvalContext, local: np.ndarray) -> jax.Array:
+    return jax.make_array_from_process_local_data(ctx.batch_sharding, local)
+
+
+def cached_views(
+    ctx: EvalContext, eval_set: EvalSet, multiview: bool
+) -> feature_cache_lib.CachedViews:
+    """This process's eval stream as frame features: read from the cache entry, or computed with
+    the image tower and written there. Every process takes the same branch (a collective): if any
+    process's entry is missing all recompute; if any refuses its file, all stop."""
+    cache, config, dataset = ctx.feature_cache, ctx.config, eval_set.dataset
+    index, count = jax.process_index(), jax.process_count()
+    options = data_input.pipeline_options(config, config.eval.batch_size // count)
+    key = feature_cache_lib.entry_key(
+        clip_weights=cache.clip_weights,
+        clip_config=cache.clip_config,
+        dtype=cache.dtype,
+        dataset=feature_cache_lib.dataset_fingerprint(
+            dataset.dataset_dir, dataset.eval_split, index, count
+        ),
+        options=options,
+        multiview=multiview,
+        process_index=index,
+        process_count=count,
+    )
+    path = feature_cache_lib.entry_path(cache.directory, key)
+    views, error = None, None
+    if os.path.exists(path):
+        try:
+            views = feature_cache_lib.load(path, key)
+        except feature_cache_lib.FeatureCacheError as e:
+            error = e
+    status = data_input.allgather({"s": np.asarray([2 if error else int(views is None)])})["s"]
+    if error is not None:
+        raise error
+    if status.max() == 2:
+        bad = [p for p, s in enumerate(status) if s == 2]
+        raise feature_cache_lib.FeatureCacheError(
+            f"eval feature cache {cache.directory}: process(es) {bad} refused their entry "
+            "(see their log)"
+        )
+    what = f"eval feature cache: {eval_set.name}/{'multiview' if multiview else 'single_view'}"
+    if status.max() == 0:
+        log(f"{what}: read {path}")
+        return views
+    views = compute_views(ctx, eval_set, multiview)
+    feature_cache_lib.save(path, key, views)
+    log(f"{what}: computed and wrote {path}")
+    return views
+
+
+def compute_views(
+    ctx: EvalContext, eval_set: EvalSet, multiview: bool
+) -> feature_cache_lib.CachedViews:
+    """The image tower over this process's eval stream -> its rows' features, labels, masks."""
+    mesh = ctx.batch_sharding.mesh
+    parts: dict[str, list[np.ndarray]] = {"features": [], "label": [], "mask": [], "index": []}
+    for local in data_input.eval_iterator(ctx.config, eval_set.dataset, multiview):
+        out = ctx.feature_cache.encode_step(ctx.frozen, _global_rows(ctx, local["video"]))
+        mine = multihost_utils.global_array_to_host_local_array(out, mesh, ctx.batch_sharding.spec)
+        parts["features"].append(np.asarray(mine))
+        for name in ("label", "mask", "index"):
+            parts[name].append(local[name])
+    return feature_cache_lib.CachedViews(**{k: np.concatenate(v) for k, v in parts.items()})

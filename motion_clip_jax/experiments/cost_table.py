@@ -1,0 +1,81 @@
+"""Table 3 without training: parameters and forward GFLOPs per video of CLIP, Baseline and Ours.
+
+Counted on abstract shapes (nothing is allocated or run): parameters by the model's own trees,
+FLOPs by XLA's cost analysis (`models/cost.py`). One view of one video: T frames through the image
+tower, the K class prompts through the text tower, and the rest (MMB, adapter, MCB, logits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from motion_clip_jax.core.class_prompts import class_prompt_tokens
+from motion_clip_jax.models import cost
+from motion_clip_jax.models import params as params_lib
+
+
+def class_names_of(dataset: str) -> list[str]:
+    """The class names a dataset's prompts use (vendored lists; the synthetic world's own)."""
+    if dataset == "synthetic":
+        from motion_clip_jax.synthetic.world import CLASS_NAMES
+
+        return [name.replace("_", " ") for name in CLASS_NAMES]
+    from motion_clip_jax.core.classnames import load_classnames
+
+    return list(load_classnames(dataset))
+
+
+def row_cost(model_config: ml_collections.ConfigDict, class_names: list[str]) -> dict[str, Any]:
+    """{'params_m', 'trainable', 'trainable_per_module', 'gflops' and its parts} of one model."""
+    _, trainable, frozen = cost.abstract_params(model_config)
+    ids, _ = class_prompt_tokens(model_config, class_names)
+    k, length = ids.shape
+    image = cost.image_flops(model_config) * model_config.num_frames
+    text = cost.text_flops(model_config, k, length)
+    head = cost.head_flops(model_config, k)
+    total = params_lib.count_params(trainable) + params_lib.count_params(frozen)
+    return {
+        "params_m": total / 1e6,
+        "trainable": params_lib.count_params(trainable),
+        "trainable_per_module": params_lib.count_per_module(trainable) if trainable else {},
+        "gflops": (image + text + head) / 1e9,
+        "gflops_image": image / 1e9,
+        "gflops_text": text / 1e9,
+        "gflops_head": head / 1e9,
+        "num_classes": k,
+        "text_length": length,
+    }
+
+
+def markdown(title: str, note: str, rows: list[dict], paper: dict, header: str) -> str:
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    head = ["Method", "Params (M)", "trainable", *(f"GFLOPs {d}" for d in datasets)]
+    lines = [
+        f"# {title}",
+        "",
+        header,
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    for key in dict.fromkeys(r["row"] for r in rows):
+        mine = {r["dataset"]: r for r in rows if r["row"] == key}
+        first = next(iter(mine.values()))
+        p_params = paper.get((key, "params"))
+        line = [
+            first["row_label"],
+            f"{first['params_m']:.1f} (paper {p_params if p_params is not None else '-'})",
+            f"{first['trainable']:,}",
+        ]
+        for d in datasets:
+            r = mine[d]
+            p = paper.get((key, d))
+            line.append(
+                f"{r['gflops']:.4g} (image {r['gflops_image']:.4g}, text {r['gflops_text']:.4g}, "
+                f"rest {r['gflops_head']:.4f}; paper {p if p is not None else '-'})"
+            )
+        lines.append("| " + " | ".join(line) + " |")
+    lines += ["", note]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,235 @@
+"""An exact on-disk cache of the frozen image tower's features of the evaluation views.
+
+The frozen CLIP image tower's output for the evaluation views depends only on the CLIP weights,
+the evaluated records and how their frames are drawn, never on the trainable parameters. Every
+run of a table (variants x shots x draws) evaluates the same split, so with
+`config.eval.feature_cache_dir` set the first run stores the per-view frame features and the later
+runs run only the trainable part (`VideoCLIP.logits_from_features`) on them.
+
+One entry = one file `<dir>/<sha256 of the key>.npz`, for one (set, view kind, process). The key
+(`entry_key`) records:
+  - clip_weights: BLAKE2b of every frozen CLIP leaf (path, dtype, shape, bytes), clip_config, dtype;
+  - dataset: SHA-256 of the tfds metadata (dataset_info.json, features.json, the split's index),
+    the shard files the process reads with their sizes, the split and its number of examples;
+  - views: single_view / multiview_4x3, num_frames, crop_size, uint8, on_bad_record, the
+    multiview sampling seed, and VIEWS_VERSION (bumped when data/pipeline.py's eval frames change);
+  - process_index / process_count / local_batch_size: each process stores its own padded stream.
+The file stores the key, the features (N, T, D) or (N, V, T, D) with label / mask / index (N,) of
+every row the eval iterator yields (padding included), and a SHA-256 of all of it. A file whose
+key differs from the one asked, or whose checksum or format does not verify, raises
+FeatureCacheError (one line); files are written atomically (temp file + rename), so a crash leaves
+no partial entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+
+from motion_clip_jax.data import pipeline, source
+
+FORMAT_VERSION = 1
+# Bump when data/pipeline.py's evaluation frames change for the same options: old entries then
+# stop matching instead of silently serving features of other frames.
+VIEWS_VERSION = 1
+_ARRAYS = ("features", "label", "mask", "index")
+
+
+class FeatureCacheError(ValueError):
+    """A cache file that is refused: unreadable, damaged, or recorded for another key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedViews:
+    """One process's evaluation stream: features (N, T, D) or (N, V, T, D), label / mask / index
+    (N,), N = batches x local batch size (padding rows have mask False)."""
+
+    features: np.ndarray
+    label: np.ndarray
+    mask: np.ndarray
+    index: np.ndarray
+
+    def batches(self, batch_size: int):
+        """The stream cut into the eval iterator's batches: dicts of (batch_size, ...) arrays."""
+        for start in range(0, len(self.label), batch_size):
+            yield {k: getattr(self, k)[start : start + batch_size] for k in _ARRAYS}
+
+
+def weights_digest(params: Any) -> str:
+    """BLAKE2b hex digest of a parameter tree: every leaf's path, dtype, shape and bytes."""
+    digest = hashlib.blake2b(digest_size=32)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    for path, leaf in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
+        array = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.view(np.uint8).reshape(-1).data)
+    return digest.hexdigest()
+
+
+def _file_sha256(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(
+    data_dir: str, split: str, process_index: int, process_count: int
+) -> dict[str, Any]:
+    """What identifies the records process `process_index` evaluates: tfds metadata hashes, its
+    shard files (name, bytes), the split, its number of examples and of this process's records."""
+    dataset_dir = source.resolve_dataset_dir(data_dir)
+    records = source.split_records(
+        dataset_dir, split, process_index=process_index, process_count=process_count
+    )
+    meta = ["dataset_info.json", "features.json", split.split("[")[0] + ".index.tsv"]
+    return {
+        "metadata_sha256": {name: _file_sha256(os.path.join(dataset_dir, name)) for name in meta},
+        "shards": [[os.path.basename(f), os.path.getsize(f)] for f in records.files],
+        "split": split,
+        "split_num_examples": source.open_builder(dataset_dir).info.splits[split].num_examples,
+        "process_records": len(records),
+        "positions_sha256": hashlib.sha256(records.position.astype("<i8").tobytes()).hexdigest(),
+    }
+
+
+def entry_key(
+    *,
+    clip_weights: str,
+    clip_config: dict[str, Any],
+    dtype: str,
+    dataset: dict[str, Any],
+    options: pipeline.PipelineOptions,
+    multiview: bool,
+    process_index: int,
+    process_count: int,
+) -> dict[str, Any]:
+    """The key of one entry (module docstring); JSON-able, compared field by field on load."""
+    return {
+        "format": FORMAT_VERSION,
+        "views_version": VIEWS_VERSION,
+        "clip_weights": clip_weights,
+        "clip_config": clip_config,
+        "dtype": dtype,
+        "dataset": dataset,
+        "views": "multiview_4x3" if multiview else "single_view",
+        "num_frames": options.num_frames,
+        "crop_size": options.crop_size,
+        "uint8": options.uint8,
+        "on_bad_record": options.on_bad_record,
+        # Only multi-view draws random samplings; single-view entries are shared across seeds.
+        "sampling_seed": options.seed if multiview else None,
+        "process_index": process_index,
+        "process_count": process_count,
+        "local_batch_size": options.batch_size,
+    }
+
+
+def _canonical(key: dict[str, Any]) -> bytes:
+    return json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
+
+
+def entry_path(cache_dir: str, key: dict[str, Any]) -> str:
+    """`<cache_dir>/<sha256 of the canonical key>.npz`."""
+    return os.path.join(cache_dir, hashlib.sha256(_canonical(key)).hexdigest()[:40] + ".npz")
+
+
+def _checksum(key_bytes: bytes, arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(key_bytes)
+    for name in _ARRAYS:
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"|{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.view(np.uint8).reshape(-1).data)
+    return digest.hexdigest()
+
+
+def _storable(features: np.ndarray) -> tuple[np.ndarray, str]:
+    """NumPy cannot save bfloat16 portably: such features travel as their bits (uint16)."""
+    name = str(features.dtype)
+    if features.dtype in (np.float16, np.float32, np.float64):
+        return features, name
+    return features.view(f"uint{8 * features.dtype.itemsize}"), name
+
+
+def save(path: str, key: dict[str, Any], views: CachedViews) -> None:
+    """Writes the entry atomically: a temp file in the same folder, fsync, rename."""
+    key_bytes = _canonical(key)
+    features, dtype_name = _storable(views.features)
+    arrays = {
+        "features": features,
+        "label": views.label,
+        "mask": views.mask,
+        "index": views.index,
+    }
+    payload = {
+        **arrays,
+        "key": np.frombuffer(key_bytes, np.uint8),
+        "features_dtype": np.asarray(dtype_name),
+        "checksum": np.asarray(_checksum(key_bytes, arrays)),
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def _differences(recorded: Any, asked: Any, prefix: str = "") -> list[str]:
+    if isinstance(recorded, dict) and isinstance(asked, dict):
+        out = []
+        for name in sorted(set(recorded) | set(asked)):
+            out += _differences(recorded.get(name), asked.get(name), f"{prefix}{name}.")
+        return out
+    return [] if recorded == asked else [f"{prefix[:-1]}: {recorded!r} -> {asked!r}"]
+
+
+def load(path: str, key: dict[str, Any]) -> CachedViews:
+    """The entry at `path`, verified: FeatureCacheError (one line) unless its format and checksum
+    verify and its recorded key equals `key`."""
+
+    def refuse(why: str) -> FeatureCacheError:
+        return FeatureCacheError(
+            f"eval feature cache {path}: {why}; refused (delete the file to recompute it)"
+        )
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            stored = {name: npz[name] for name in npz.files}
+        key_bytes = stored["key"].tobytes()
+        recorded = json.loads(key_bytes)
+        dtype_name = str(stored["features_dtype"])
+        checksum = str(stored["checksum"])
+        arrays = {name: stored[name] for name in _ARRAYS}
+    except Exception as e:  # zipfile, npy header, JSON, missing member: all mean a damaged file
+        message = str(e).splitlines()[0] if str(e) else ""
+        raise refuse(f"unreadable or truncated ({type(e).__name__}: {message})") from None
+    if _checksum(key_bytes, arrays) != checksum:
+        raise refuse("content checksum mismatch (damaged or edited)")
+    differences = _differences(recorded, key)
+    if differences:
+        raise refuse("recorded for another key (recorded -> asked: " + "; ".join(differences) + ")")
+    features = arrays["features"]
+    if str(features.dtype) != dtype_name:
+        features = features.view(jax.numpy.dtype(dtype_name))
+    return CachedViews(features, arrays["label"], arrays["mask"], arrays["index"])

@@ -1,0 +1,227 @@
+"""The paper driver: the plan of every table on the real datasets (counts, configs that validate,
+shared workdirs), and every table end to end on the synthetic world at a tiny size (runs trained,
+finished runs skipped, cells aggregated as mean +- sample std, the markdown written)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.experiments import paper, paper_tables
+from motion_clip_jax.experiments import plan as plan_lib
+
+# Runs for ONE dataset (the issue's counts).
+COUNTS = {
+    ("table5", "hmdb51"): 200, ("table5", "ucf101"): 200, ("table4", "kinetics400"): 50,
+    ("fig3a", "hmdb51"): 6, ("fig3b", "ucf101"): 4, ("fig3c", "hmdb51"): 3, ("fig3d", "hmdb51"): 5,
+    ("table1", "hmdb51"): 6, ("table2", "ucf101"): 3, ("table3", "kinetics400"): 0,
+    ("table6", "kinetics400"): 1, ("table7", "hmdb51"): 2, ("table8", "hmdb51"): 3,
+    ("table8", "kinetics400"): 1,
+}  # fmt: skip
+
+
+def dry_run(capsys, *argv):
+    capsys.readouterr()
+    assert paper.main([*argv, "--dry_run", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name,dataset", sorted(COUNTS))
+def test_dry_run_counts_and_every_config_validates(capsys, name, dataset):
+    """--dry_run --json builds and validates every run's config (files need not exist)."""
+    plan = dry_run(capsys, name, "--dataset", dataset, "--root", "r")
+    assert len(plan) == COUNTS[name, dataset]
+    for entry in plan:
+        assert {"table", "row", "config", "overrides", "workdir"} <= set(entry)
+        assert entry["table"] == name and entry["workdir"].startswith(f"r/{dataset}/")
+        assert all(o.startswith("--config.") for o in entry["overrides"])
+        config = plan_lib.build_config(entry["config"], entry["overrides"])
+        assert config.model.variant in model_spec.VARIANTS  # named, and its switches agree
+        assert model_spec.variant_mismatch(config.model) == []
+
+
+def test_the_paper_settings_reach_the_configs(capsys):
+    fig3a = dry_run(capsys, "fig3a", "--dataset", "hmdb51")
+    for entry in fig3a:  # H = 3, "human action of"
+        config = plan_lib.build_config(entry["config"], entry["overrides"])
+        assert (config.model.n_ctx, config.model.ctx_init) == (3, "human action of")
+        assert config.model.variant == entry["row"]
+    fig3b = dry_run(capsys, "fig3b", "--dataset", "hmdb51")
+    built = [plan_lib.build_config(e["config"], e["overrides"]).model for e in fig3b]
+    assert [(m.num_frames, m.motion_step) for m in built] == [(4, 3), (8, 4), (16, 4), (32, 4)]
+    table2 = dry_run(capsys, "table2", "--dataset", "ucf101")
+    phrases = [plan_lib.build_config(e["config"], e["overrides"]).model.ctx_init for e in table2]
+    assert phrases == list(paper_tables.TABLE2_PHRASES)
+    table5 = dry_run(capsys, "table5", "--dataset", "hmdb51")
+    config = plan_lib.build_config(table5[0]["config"], table5[0]["overrides"])
+    assert (config.train.batch_size, config.optim.learning_rate) == (32, 0.0015)  # paper §4.3
+
+
+def test_runs_that_share_a_model_share_its_workdir(capsys):
+    """Fig. 3b's T = 8, Fig. 3c's H = 5, Fig. 3d's s = 4, Table 2's first phrase, Table 8's
+    split 1 and Table 7's HMDB-51 source are one trained model; Table 6 trains one model."""
+    workdir = lambda name, row: next(  # noqa: E731
+        e["workdir"]
+        for e in dry_run(capsys, name, "--dataset", "hmdb51", "--only", row)
+        if e["column"].startswith("hmdb51")
+    )
+    shared = {workdir("fig3b", "T8"), workdir("fig3c", "H5"), workdir("fig3d", "s4"),
+              workdir("table2", "init1"), workdir("table8", "full"), workdir("table7", "full")}  # fmt: skip
+    assert shared == {"workdirs/paper/hmdb51/closed_split1/full"}
+    assert workdir("fig3c", "H3") == workdir("fig3a", "full")
+    assert len(dry_run(capsys, "table6")) == 1
+
+
+# --- every driver end to end on the synthetic world -----------------------------------------
+
+
+def tiny(tmp: str) -> list[str]:
+    """Overrides that make every synthetic run a seconds-scale one."""
+    return [
+        f"--config.data.dataset_dir={tmp}/data", "--config.data.source_settings.num_train=136",
+        "--config.data.source_settings.num_test=16", f"--config.clip_source_settings.cache_dir={tmp}/clip",
+        "--config.clip_source_settings.pretrain_steps=20", "--config.train.num_steps=3",
+        "--config.train.batch_size=8", "--config.eval.batch_size=8", "--config.eval.multiview=False",
+        "--config.eval.confusion_png=False", "--config.train.log_every_steps=3",
+    ]  # fmt: skip
+
+
+SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most runs are shared)
+    ("fig3a", ["--only", "full"]),
+    ("fig3b", ["--only", "T8"]),
+    ("fig3c", ["--only", "H3,H5"]),
+    ("fig3d", ["--only", "s4"]),
+    ("table1", ["--only", "map_H3"]),
+    ("table2", ["--only", "init1"]),
+    ("table3", []),
+    ("table4", ["--only", "full", "--draws", "2"]),
+    ("table5", ["--only", "full", "--draws", "1"]),
+    ("table6", []),
+    ("table7", []),
+    ("table8", []),
+]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper")
+    outputs = {}
+    for name, flags in SYNTHETIC:
+        argv = [name, "--dataset", "synthetic", "--root", str(root), *flags, "--", *tiny(str(root))]
+        assert paper.main(argv) == 0, name
+        outputs[name] = json.loads((root / f"{name}_synthetic.json").read_text())
+    return root, outputs
+
+
+def results(workdir: str) -> dict:
+    with open(os.path.join(workdir, "eval_results.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", [n for n, _ in SYNTHETIC if n != "table3"])
+def test_each_table_aggregates_its_runs(synthetic_root, name):
+    """Every cell's mean and sample std are those of its runs' eval_results.json top-1."""
+    root, outputs = synthetic_root
+    data = outputs[name]
+    text = (root / f"{name}_synthetic.md").read_text()
+    assert text.startswith(f"# {paper_tables.TABLES[name].title}")
+    assert data["cells"] and data["runs"]
+    for cell in data["cells"]:
+        values = []
+        for workdir in cell["workdirs"]:
+            res = results(workdir)
+            sets = [k for k in res if k.endswith("/single_view")]
+            if name in ("table6", "table7"):  # zero-shot: the 3 target splits
+                sets = [k for k in sets if k.startswith("synthetic_split")]
+                assert len(sets) == 3
+            else:
+                sets = ["main/single_view"]
+            values += [100 * res[k][cell["metric"]] for k in sets]
+        assert cell["values"] == pytest.approx(values)
+        assert cell["mean"] == pytest.approx(np.mean(values))
+        if len(values) > 1:
+            assert cell["std"] == pytest.approx(np.std(values, ddof=1))
+        else:
+            assert cell["std"] is None
+        assert cell["row_label"] in text
+    for run in data["runs"]:
+        assert run["command"] in text
+
+
+def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
+    root, outputs = synthetic_root
+    cells = outputs["table5"]["cells"]
+    assert {(c["row"], c["column"]) for c in cells} == {
+        ("full", f"synthetic/k={k}") for k in paper_tables.SHOTS
+    }
+    for cell in cells:
+        assert cell["n"] == 1 and cell["std"] is None
+        assert "HMDB-51" in cell["paper"] and "UCF-101" in cell["paper"]  # the curve's shape
+    (cell,) = outputs["table4"]["cells"]
+    assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
+    lists = [os.path.join(d, f"few_shot_5shot_seed{i}.txt") for i, d in enumerate(cell["workdirs"])]
+    assert open(lists[0]).read() != open(lists[1]).read()  # two draws, two video lists
+
+
+def test_records_say_what_ran(synthetic_root):
+    """eval_results.json and run_info.json name the variant, its switches and the trainable
+    parameter count per module, counted again here from the model the config builds."""
+    from motion_clip_jax.models import params as params_lib
+    from motion_clip_jax.models import video_clip
+
+    root, outputs = synthetic_root
+    for run in outputs["fig3a"]["runs"] + outputs["table7"]["runs"]:
+        config = plan_lib.build_config(run["config"], run["overrides"])
+        record = results(run["workdir"])["model"]
+        assert record["variant"] == run["row"] == config.model.variant
+        for switch, value in model_spec.VARIANTS[run["row"]].items():
+            assert record[switch] == value
+        with open(os.path.join(run["workdir"], "run_info.json")) as f:
+            run_info = json.load(f)
+        model_config = config.model.copy_and_resolve_references()
+        model_config.clip_overrides = run_info["model_config"]["clip_overrides"]
+        _, trainable, _ = video_clip.init_video_clip(model_config, 0)
+        expected = params_lib.trainable_record(trainable)
+        assert record["trainable_parameters"] == run_info["trainable_parameters"] == expected
+        assert record["trainable_parameters"]["total"] > 0
+
+
+def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthetic_root, capsys):
+    root, outputs = synthetic_root
+    full = os.path.join(root, "synthetic", "closed", "full")
+    # Table 6 read the shared closed-set model: it was evaluated again on the target sets, not
+    # trained again (one training history line per start, and only two starts).
+    assert any(k.startswith("synthetic_split") for k in results(full))
+    with open(os.path.join(full, "config_history.jsonl")) as f:
+        assert len(f.readlines()) == 2
+    before = os.path.getmtime(os.path.join(full, "eval_results.json"))
+    capsys.readouterr()
+    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--", *tiny(str(root))]
+    assert paper.main(argv) == 0
+    assert "done:" in capsys.readouterr().out
+    assert os.path.getmtime(os.path.join(full, "eval_results.json")) == before
+
+
+def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
+    root, _ = synthetic_root
+    other = [o.replace("num_steps=3", "num_steps=5") for o in tiny(str(root))]
+    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--", *other]
+    capsys.readouterr()
+    assert paper.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "holds another experiment" in err and "train.num_steps: 3 -> 5" in err
+
+
+def test_table3_counts_parameters_and_flops(synthetic_root):
+    """Parameters: the model's own trees; trainable: 0 for CLIP and growing with the blocks."""
+    _, outputs = synthetic_root
+    rows = {r["row"]: r for r in outputs["table3"]["rows"]}
+    assert rows["clip"]["trainable"] == 0
+    assert 0 < rows["baseline"]["trainable"] < rows["full"]["trainable"]
+    for r in rows.values():
+        assert r["gflops"] == pytest.approx(r["gflops_image"] + r["gflops_text"] + r["gflops_head"])
+    assert rows["clip"]["gflops_image"] == rows["full"]["gflops_image"] > 0
