@@ -3,8 +3,8 @@ machines (or on one machine under different load) can be compared as fractions o
 
     python benchmarks/calibration.py [--json]
 
-`calibration()` measures, once per process (cached; ~3-8 s on the 2-core box, mostly the
-TensorFlow import when TF is installed):
+`calibration()` measures, once per process (cached; 10-17 s on the 2-core box at load 5-10, most of
+it the TensorFlow import when TF is installed, less when quiet):
   cpu: model name (/proc/cpuinfo, else `platform`); cores: os.cpu_count() and the affinity count;
   matmul_gflops_numpy / matmul_gflops_jax: fp32 2048^3 matmul, best of 3 (2 n^3 FLOPs / s);
   jpeg_decodes_per_cpu_s: decodes of one 224x224 JPEG per CPU-second of this process (all threads
@@ -79,18 +79,25 @@ def _test_frame() -> np.ndarray:
     return np.clip(127.5 * (1 + 0.8 * base + noise), 0, 255).astype(np.uint8)
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _decoder() -> tuple[str, Any]:
     """(name, decode(bytes) -> array) of the first JPEG decoder importable here."""
-    if importlib.util.find_spec("tensorflow") is not None:
+    if _importable("tensorflow"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
         return "tensorflow", lambda data: tf.io.decode_jpeg(data, channels=3).numpy()
-    if importlib.util.find_spec("PIL") is not None:
+    if _importable("PIL"):
         from PIL import Image
 
         return "PIL", lambda data: np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    if importlib.util.find_spec("av") is not None:
+    if _importable("av"):
         import av
 
         def decode_av(data: bytes) -> np.ndarray:

@@ -160,7 +160,7 @@ class VideoCLIP(nn.Module):
 
 # Frames per image-tower call when `image_chunk_frames` is -1, by `jax.default_backend()`;
 # measured in docs/benchmarks.md ("Image-tower chunking"). Backends not listed run one call.
-DEFAULT_IMAGE_CHUNK_FRAMES = {"cpu": 8, "gpu": 0, "tpu": 0}
+DEFAULT_IMAGE_CHUNK_FRAMES = {"cpu": 4, "gpu": 0, "tpu": 0}
 
 
 def image_chunk_size(image_chunk_frames: int, backend: str | None = None) -> int:

@@ -6,6 +6,7 @@
 import ml_collections
 
 from motion_clip_jax.models.config import model_config
+from motion_clip_jax.synthetic.world import WORLD_VERSION
 from motion_clip_jax.train.config import base_config
 
 
@@ -26,7 +27,12 @@ def tiny_model_config(variant: str = "full"):
     )
 
 
-def get_config(dataset_dir: str = "/tmp/motion_clip_tests/synthetic_motion"):
+# The default folder is shared by runs on one machine: it names the world it holds, so a dataset
+# drawn by another version of the world is never met (it would be refused, by design).
+DEFAULT_DATASET_DIR = f"/tmp/motion_clip_tests/synthetic_motion_world{WORLD_VERSION}"
+
+
+def get_config(dataset_dir: str = DEFAULT_DATASET_DIR):
     c = base_config()
     c.allow_random_clip = True
     c.model = tiny_model_config()
