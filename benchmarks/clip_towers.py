@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -32,24 +31,11 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.calibration import calibration, machine_line  # noqa: E402
+from benchmarks.timing import best_times, lowered_flops  # noqa: E402
 from motion_clip_jax.convert import clip_from_torch  # noqa: E402
 from motion_clip_jax.models import config as config_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
 from tests.conftest import load_openai_clip_file  # noqa: E402
-
-
-def best_times(fns: dict, repeats: int) -> dict[str, float]:
-    """Best wall seconds of each fn (which blocks until done) over `repeats` rounds after a
-    warm-up round; the fns alternate within a round."""
-    for fn in fns.values():
-        fn()
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -74,12 +60,6 @@ def torch_call(threads: int, fn, x):
         return fn(x)
 
     return call
-
-
-def lowered_flops(lowered) -> float:
-    analysis = lowered.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
-    return float(analysis["flops"])
 
 
 def main() -> None:
@@ -126,7 +106,7 @@ def main() -> None:
                 fns[f"Flax chunk {c}"] = lambda run=run, v=video: run(v).block_until_ready()
                 parity[f"Flax chunk {c}"] = f", parity {rel(np.asarray(run(video)), ref):.1e}"
             load_before = os.getloadavg()[0]
-            best = best_times(fns, args.repeats)
+            best = best_times(fns, args.repeats, warmup=True)
         print(
             f"image tower, {frames} frames, GFLOPs/frame {flops / 1e9:.2f} ours (XLA; the last "
             f"block runs the class token only), {torch_flops / 1e9:.2f} PyTorch, best of "
@@ -154,7 +134,7 @@ def main() -> None:
         ref_txt = model.encode_text(t_ids).numpy()
         fns = {f"PyTorch {n}T": torch_call(n, model.encode_text, t_ids) for n in threads}
         fns["Flax"] = lambda: encode_text(variables, j_ids).block_until_ready()
-        best = best_times(fns, args.repeats)
+        best = best_times(fns, args.repeats, warmup=True)
     torch_best = min(v for k, v in best.items() if k.startswith("PyTorch"))
     out_txt = np.asarray(encode_text(variables, j_ids))
     print(f"text tower, {args.prompts} prompts x 77 tokens, {flops / 1e9:.2f} GFLOPs/prompt:")

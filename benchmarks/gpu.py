@@ -33,6 +33,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.timing import best_times, lowered_flops  # noqa: E402
+
 # What the model import chain needs (module -> requirements.txt name); checked before importing.
 NEEDED = {
     "jax": "jax",
@@ -100,22 +102,6 @@ def peak_tflops(device_kind: str, dtype: str, override: float) -> tuple[float | 
 def is_oom(error: Exception) -> bool:
     text = str(error)
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
-
-
-def best_seconds(fn, steps: int) -> float:
-    best = float("inf")
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def lowered_flops(lowered) -> float:
-    """FLOPs by XLA's cost analysis of a lowered (not yet optimised) program."""
-    analysis = lowered.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
-    return float(analysis["flops"])
 
 
 class Bench:
@@ -192,7 +178,7 @@ class Bench:
             holder[0], metrics = compiled(holder[0], self.frozen, data, self.ids, self.eos)
             jax.block_until_ready(metrics["loss"])
 
-        seconds = best_seconds(one, steps)
+        seconds = best_times({"train": one}, steps)["train"]
         _, metrics = compiled(holder[0], self.frozen, data, self.ids, self.eos)
         if not np.isfinite(float(metrics["loss"])):
             raise RuntimeError(f"train step at batch {batch}: loss {float(metrics['loss'])}")
@@ -209,12 +195,14 @@ class Bench:
         scores = compiled(self.trainable, self.frozen, video, self.ids, self.eos)
         if not np.all(np.isfinite(np.asarray(scores))):
             raise RuntimeError(f"eval step at batch {batch}: non-finite scores")
-        seconds = best_seconds(
-            lambda: compiled(
-                self.trainable, self.frozen, video, self.ids, self.eos
-            ).block_until_ready(),
+        seconds = best_times(
+            {
+                "infer": lambda: compiled(
+                    self.trainable, self.frozen, video, self.ids, self.eos
+                ).block_until_ready()
+            },
             steps,
-        )
+        )["infer"]
         flops = lowered_flops(
             self.flops_steps[1].lower(self.trainable, self.frozen, video, self.ids, self.eos)
         )

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.calibration import calibration, machine_line  # noqa: E402
+from benchmarks.timing import best_times, lowered_flops  # noqa: E402
 from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
 from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
 from motion_clip_jax.models import config as config_lib  # noqa: E402
@@ -61,24 +62,6 @@ def xclip_base_patch16_config(num_frames: int):
         text_config=text, vision_config=vision, projection_dim=512, prompt_layers=2,
         prompt_alpha=0.1, prompt_num_attention_heads=8, prompt_hidden_act="quick_gelu",
     )  # fmt: skip
-
-
-def best_times(fns: dict, repeats: int) -> dict[str, float]:
-    """Best wall seconds of each fn (which must block until its result is ready) over `repeats`
-    rounds; the fns alternate within a round, so a burst of load on a shared machine hits all."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def lowered_flops(lowered) -> float:
-    analysis = lowered.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
-    return float(analysis["flops"])
 
 
 def main() -> None:

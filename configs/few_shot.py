@@ -20,6 +20,12 @@ DATASETS = {
 }
 
 
+def few_shot_steps(k: int, num_classes: int, batch_size: int) -> int:
+    """The step budget of a k-shot run, the same for every variant (not given in the paper):
+    ~50 epochs of the k-shot set, at least 100 steps."""
+    return max(100, 50 * k * num_classes // batch_size)
+
+
 def get_config(arg: str = "hmdb51,2,0"):
     parts = arg.split(",")
     try:
@@ -42,9 +48,8 @@ def get_config(arg: str = "hmdb51,2,0"):
     c.data.few_shot_seed = draw
     c.seed = draw
     c.train.batch_size = 32
-    # Not given in the paper: a fixed budget of ~50 epochs of the k-shot set, at least 100 steps.
     num_classes = {"hmdb51": 51, "ucf101": 101, "kinetics400": 400}[dataset]
-    c.train.num_steps = max(100, 50 * k * num_classes // 32)
+    c.train.num_steps = few_shot_steps(k, num_classes, c.train.batch_size)
     c.optim.learning_rate = 0.0015
     c.optim.warmup_steps = 10
     c.train.checkpoint_every_steps = 100

@@ -5,7 +5,11 @@
 The argument is PROTOCOL,VARIANT[,K,DRAW]:
   closed,VARIANT          train on the world's train split, test on its test split (as the demo);
   few_shot,VARIANT,K,DRAW K videos per class drawn from the train split with seed DRAW (the draw
-                          also seeds the run, as configs/few_shot.py does);
+                          also seeds the run, as configs/few_shot.py does), batch 32 and the
+                          step budget of configs/few_shot.py (every variant the same); 25 other
+                          training videos per class are evaluated as the set 'validation'
+                          (held out of every draw of the seed), for choosing the learning rate
+                          (experiments/paper.py --choose_lr);
   zero_shot,VARIANT       closed, plus the test split evaluated again as three "target" sets. The
                           world has one class set, so this exercises the zero-shot plumbing of
                           Tables 6-7 (eval.extra, mean +- std over target splits); it is not a
@@ -14,8 +18,9 @@ The argument is PROTOCOL,VARIANT[,K,DRAW]:
 
 import ml_collections
 
-from configs import demo
+from configs import demo, few_shot
 from configs._closed_set import check_variant
+from motion_clip_jax.synthetic import world
 
 PROTOCOLS = ("closed", "few_shot", "zero_shot")
 
@@ -37,6 +42,12 @@ def get_config(arg: str = "closed,full"):
         c.data.few_shot_k = k
         c.data.few_shot_seed = draw
         c.seed = draw
+        c.train.batch_size = 32
+        c.train.num_steps = few_shot.few_shot_steps(k, len(world.CLASS_NAMES), 32)
+        c.train.checkpoint_every_steps = 100
+        c.eval.validation_per_class = 25  # the world has 100 training videos per class
+        c.eval.multiview = False  # clips hold T frames of the crop size: 12 views = the single one
+        c.eval.confusion_png = False
     if protocol == "zero_shot":
         for split in (1, 2, 3):
             c.eval.extra[f"synthetic_split{split}"] = ml_collections.ConfigDict(

@@ -185,7 +185,7 @@ def test_driver_tiny_end_to_end(tmp_path):
             assert info["clip_checkpoint"] in ("", str(workdir / "random_clip.msgpack"))
         assert json.loads((workdir / "eval_results.json").read_text())["step"] == 2
 
-    text = (docs / "results.md").read_text()
+    text = (docs / "ablation.md").read_text()
     pretrained, random_part = text.split("## Random-weight")[0], text.split("## Random-weight")[1]
     random_part = random_part.split("## Every run")[0]
     for section in (pretrained, random_part):
@@ -208,13 +208,13 @@ def test_driver_tiny_end_to_end(tmp_path):
 
     import matplotlib.image
 
-    image = matplotlib.image.imread(docs / "results_ablation.png")
+    image = matplotlib.image.imread(docs / "ablation.png")
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
 
     # Notes under the marker survive a rerun; finished runs are skipped, not retrained.
-    (docs / "results.md").write_text(text + "\nhand-written notes\n")
+    (docs / "ablation.md").write_text(text + "\nhand-written notes\n")
     mtime = os.path.getmtime(runs["pretrained", "baseline"] / "eval_results.json")
     assert ablation.main(argv) == 0
     assert os.path.getmtime(runs["pretrained", "baseline"] / "eval_results.json") == mtime
-    again = (docs / "results.md").read_text()
+    again = (docs / "ablation.md").read_text()
     assert again.endswith("\nhand-written notes\n") and again.count(ablation.NOTES_MARKER) == 1

@@ -132,3 +132,81 @@ def test_cli_draws_and_training_on_a_drawn_list(tmp_path):
     assert iterator.num_local_examples == 16
     labels = np.concatenate([next(iterator)["label"] for _ in range(2)])  # one epoch
     assert sorted(labels.tolist()) == sorted(label for _, label in drawn)
+
+
+def _reference_validation(rows, per_class: int, seed: int) -> list[tuple[str, int]]:
+    """The documented rule, written independently: per class, the per_class ids with the LARGEST
+    BLAKE2b-128 digest of f"{seed}\\0{id}" (ties by id), in rank order."""
+    held_out = []
+    for label in sorted({r[1] for r in rows}):
+        ids = [r[0] for r in rows if r[1] == label]
+        digest = {
+            v: hashlib.blake2b(f"{seed}\x00{v}".encode(), digest_size=16).digest() for v in ids
+        }
+        held_out += [(v, label) for v in sorted(ids, key=lambda v: (digest[v], v))[-per_class:]]
+    return held_out
+
+
+def test_validation_videos_are_held_out_of_every_draw_of_the_seed():
+    rows = _train_list(per_class=12)
+    for seed in range(3):
+        held_out = few_shot.draw_validation(rows, 3, seed, k=9)
+        assert held_out == _reference_validation(rows, 3, seed)
+        assert few_shot.draw_validation(rows, 3, seed, k=1) == held_out  # the same for every k
+        for k in (1, 2, 4, 9):
+            drawn = few_shot.draw_few_shot(rows, k, seed)
+            assert not {v for v, _ in drawn} & {v for v, _ in held_out}
+    assert few_shot.draw_validation(rows, 3, 0, k=2) != few_shot.draw_validation(rows, 3, 1, k=2)
+    with pytest.raises(ValueError, match=r"class 0 'a' has 12 training videos, fewer than "
+                       r"k=10 \+ 3 validation videos"):  # fmt: skip
+        few_shot.draw_validation(rows, 3, 0, k=10, class_names="abcde")
+    with pytest.raises(ValueError, match="validation videos per class must be >= 1"):
+        few_shot.draw_validation(rows, 0, 0, k=2)
+
+
+def test_a_few_shot_run_evaluates_its_held_out_validation_videos(tmp_path):
+    """The 'validation' set is the listed held-out training videos (not the test split), its
+    metrics are written beside the test set's, and the feature cache gives the same numbers."""
+    from motion_clip_jax.train import data_input, trainer
+    from motion_clip_jax.train.config import validate_config
+
+    from .conftest import tiny_config
+
+    config = tiny_config(str(tmp_path / "synthetic_motion"))
+    config.data.few_shot_k, config.data.few_shot_seed = 2, 1
+    config.eval.validation_per_class = 3  # 48 train videos: 6 per class = k + 3 + 1 spare
+    config.train.num_steps = 2
+    workdir = str(tmp_path / "run")
+    results = trainer.train_and_evaluate(config, workdir)
+
+    dataset = data_input.prepare_dataset(config, workdir)
+    index = source.read_split_index(dataset.dataset_dir, "train")
+    expected = few_shot.draw_validation(index, 3, 1, k=2, num_classes=8)
+    listed = few_shot.read_video_list(os.path.join(workdir, "validation_3per_class_seed1.txt"))
+    assert listed == expected and dataset.validation_video_ids == [v for v, _ in expected]
+    drawn = few_shot.read_video_list(os.path.join(workdir, "few_shot_2shot_seed1.txt"))
+    assert not {v for v, _ in drawn} & {v for v, _ in listed}
+    # The evaluation stream holds exactly those training records.
+    validation = data_input.validation_dataset(dataset)
+    positions = np.concatenate([
+        b["index"][b["mask"]] for b in data_input.eval_iterator(config, validation, False)
+    ])  # fmt: skip
+    assert sorted(index[p][0] for p in positions) == sorted(v for v, _ in expected)
+    assert results["validation/single_view"]["num_videos"] == 24
+    assert results["main/single_view"]["num_videos"] == 16  # the test split, as before
+
+    cached = config.copy_and_resolve_references()
+    cached.eval.feature_cache_dir = str(tmp_path / "cache")
+    os.remove(os.path.join(workdir, "eval_results.json"))
+    again = trainer.train_and_evaluate(cached, workdir)  # trained: evaluates from the cache
+    assert len(os.listdir(tmp_path / "cache")) == 2  # test and validation: two entries
+    for name in ("main/single_view", "validation/single_view"):
+        assert again[name]["top1"] == results[name]["top1"]
+        np.testing.assert_array_equal(
+            again[name]["confusion_matrix"], results[name]["confusion_matrix"]
+        )
+
+    closed = config.copy_and_resolve_references()
+    closed.data.few_shot_k = 0
+    with pytest.raises(ValueError, match=r"eval.validation_per_class=3: needs data.few_shot_k"):
+        validate_config(closed)

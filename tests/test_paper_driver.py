@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -90,6 +92,8 @@ def tiny(tmp: str) -> list[str]:
     ]  # fmt: skip
 
 
+# Few-shot runs hold out 1 of the 17 training videos per class for validation (k + 1 <= 17).
+FEW_SHOT = ["--", "--config.eval.validation_per_class=1"]
 SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most runs are shared)
     ("fig3a", ["--only", "full"]),
     ("fig3b", ["--only", "T8"]),
@@ -98,12 +102,17 @@ SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most r
     ("table1", ["--only", "map_H3"]),
     ("table2", ["--only", "init1"]),
     ("table3", []),
-    ("table4", ["--only", "full", "--draws", "2"]),
-    ("table5", ["--only", "full", "--draws", "1"]),
+    ("table4", ["--only", "full", "--draws", "2", *FEW_SHOT]),
+    ("table5", ["--only", "full", "--draws", "2", "--choose_lr", "1e-3,1e-2", *FEW_SHOT]),
     ("table6", []),
     ("table7", []),
     ("table8", []),
 ]
+
+
+# Every test of the synthetic root runs on one xdist worker (README: --dist loadgroup), so the
+# root is built once per suite, not once per worker.
+synthetic_group = pytest.mark.xdist_group("paper_synthetic")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +120,12 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper")
     outputs = {}
     for name, flags in SYNTHETIC:
-        argv = [name, "--dataset", "synthetic", "--root", str(root), *flags, "--", *tiny(str(root))]
+        extra = flags[flags.index("--") + 1 :] if "--" in flags else []
+        flags = flags[: flags.index("--")] if "--" in flags else flags
+        # The persistent compile cache is JAX-global: off here (other tests share the worker),
+        # tested in a process of its own below.
+        argv = [name, "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
+                *flags, "--", *tiny(str(root)), *extra]  # fmt: skip
         assert paper.main(argv) == 0, name
         outputs[name] = json.loads((root / f"{name}_synthetic.json").read_text())
     return root, outputs
@@ -122,6 +136,7 @@ def results(workdir: str) -> dict:
         return json.load(f)
 
 
+@synthetic_group
 @pytest.mark.parametrize("name", [n for n, _ in SYNTHETIC if n != "table3"])
 def test_each_table_aggregates_its_runs(synthetic_root, name):
     """Every cell's mean and sample std are those of its runs' eval_results.json top-1."""
@@ -152,6 +167,7 @@ def test_each_table_aggregates_its_runs(synthetic_root, name):
         assert run["command"] in text
 
 
+@synthetic_group
 def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
     root, outputs = synthetic_root
     cells = outputs["table5"]["cells"]
@@ -159,7 +175,7 @@ def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
         ("full", f"synthetic/k={k}") for k in paper_tables.SHOTS
     }
     for cell in cells:
-        assert cell["n"] == 1 and cell["std"] is None
+        assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
         assert "HMDB-51" in cell["paper"] and "UCF-101" in cell["paper"]  # the curve's shape
     (cell,) = outputs["table4"]["cells"]
     assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
@@ -167,6 +183,7 @@ def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
     assert open(lists[0]).read() != open(lists[1]).read()  # two draws, two video lists
 
 
+@synthetic_group
 def test_records_say_what_ran(synthetic_root):
     """eval_results.json and run_info.json name the variant, its switches and the trainable
     parameter count per module, counted again here from the model the config builds."""
@@ -190,6 +207,7 @@ def test_records_say_what_ran(synthetic_root):
         assert record["trainable_parameters"]["total"] > 0
 
 
+@synthetic_group
 def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthetic_root, capsys):
     root, outputs = synthetic_root
     full = os.path.join(root, "synthetic", "closed", "full")
@@ -200,22 +218,63 @@ def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthet
         assert len(f.readlines()) == 2
     before = os.path.getmtime(os.path.join(full, "eval_results.json"))
     capsys.readouterr()
-    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--", *tiny(str(root))]
+    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
+            "--", *tiny(str(root))]  # fmt: skip
     assert paper.main(argv) == 0
     assert "done:" in capsys.readouterr().out
     assert os.path.getmtime(os.path.join(full, "eval_results.json")) == before
 
 
+@synthetic_group
+def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
+    """--choose_lr: every rate of the grid trained on draw 0 of every k; per row, the rate of the
+    best mean validation top-1 (read again here from the selection runs); every draw of the row
+    trained at it; draw 0 of the table is the selection run at that rate."""
+    root, outputs = synthetic_root
+    choice = outputs["table5"]["learning_rate_choice"]
+    assert choice["grid"] == [0.001, 0.01] and choice["set"] == "validation/single_view"
+    text = (root / "table5_synthetic.md").read_text()
+    assert "## Learning rate, chosen per row on held-out training videos" in text
+    config_arg = "configs/synthetic.py:few_shot,{row},{k},{draw}"
+    for record in choice["rows"]:
+        row = record["row"]
+        means = {}
+        for lr in choice["grid"]:
+            values = []
+            for k in paper_tables.SHOTS:
+                slug = "" if lr == 0.001 else f"-lr{lr}"  # 0.001 is the config's own rate
+                workdir = root / "synthetic" / f"few_shot_k{k}" / f"{row}{slug}" / "draw0"
+                values.append(100 * results(workdir)["validation/single_view"]["top1"])
+                assert (workdir / "validation_1per_class_seed0.txt").exists()
+            means[lr] = np.mean(values)
+        best = max(choice["grid"], key=lambda lr: (means[lr], -choice["grid"].index(lr)))
+        assert record["chosen"] == best
+        assert record["mean"] == {str(lr): pytest.approx(m) for lr, m in means.items()}
+        cells = [c for c in outputs["table5"]["cells"] if c["row"] == row]
+        for cell in cells:
+            for draw, workdir in enumerate(cell["workdirs"]):
+                with open(os.path.join(workdir, "config.json")) as f:
+                    assert json.load(f)["optim"]["learning_rate"] == best
+                assert workdir.endswith(f"draw{draw}")
+                k = cell["column"].split("=")[1]
+                planned = config_arg.format(row=row, k=k, draw=draw)
+                assert any(r["config"] == planned and r["workdir"] == workdir
+                           for r in outputs["table5"]["runs"])  # fmt: skip
+
+
+@synthetic_group
 def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
     root, _ = synthetic_root
     other = [o.replace("num_steps=3", "num_steps=5") for o in tiny(str(root))]
-    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--", *other]
+    argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
+            "--", *other]  # fmt: skip
     capsys.readouterr()
     assert paper.main(argv) == 1
     err = capsys.readouterr().err
     assert "holds another experiment" in err and "train.num_steps: 3 -> 5" in err
 
 
+@synthetic_group
 def test_table3_counts_parameters_and_flops(synthetic_root):
     """Parameters: the model's own trees; trainable: 0 for CLIP and growing with the blocks."""
     _, outputs = synthetic_root
@@ -225,3 +284,26 @@ def test_table3_counts_parameters_and_flops(synthetic_root):
     for r in rows.values():
         assert r["gflops"] == pytest.approx(r["gflops_image"] + r["gflops_text"] + r["gflops_head"])
     assert rows["clip"]["gflops_image"] == rows["full"]["gflops_image"] > 0
+
+
+def test_the_compile_cache_gives_the_same_results(tmp_path):
+    """Two tables in fresh processes: the second compiles nothing new (it reads the cache the
+    first wrote) and its results are bit for bit the first's."""
+    cache = tmp_path / "cache"
+    outputs = []
+    for name in ("first", "second"):
+        root = tmp_path / name
+        overrides = tiny(str(tmp_path))  # one dataset and CLIP for both
+        argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache",
+                str(cache), "--", *overrides]  # fmt: skip
+        code = "import sys; from motion_clip_jax.experiments import paper; sys.exit(paper.main(sys.argv[1:]))"
+        env = {**os.environ, "PYTHONPATH": str(plan_lib.REPO_ROOT)}
+        subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True,
+                       capture_output=True, cwd=str(tmp_path))  # fmt: skip
+        outputs.append(results(root / "synthetic" / "closed" / "full"))
+        if name == "first":
+            entries = set(os.listdir(cache))
+            assert entries  # the first process wrote its compiled programs
+    assert set(os.listdir(cache)) == entries  # the second found every program there
+    for key in ("main/single_view",):
+        assert outputs[1][key] == outputs[0][key]

@@ -332,3 +332,28 @@ def test_r2_score_is_squared_correlation_for_a_line():
     slope, intercept = np.polyfit(x, y, 1)
     r2 = probe.r2_score(y[:, None], (slope * x + intercept)[:, None])
     assert r2 == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, rel=1e-9)
+
+
+def test_the_frozen_clip_is_the_same_for_every_run_seed(monkeypatch):
+    """A few-shot draw seeds its run; the frozen CLIP it loads is pretrained with the provider's
+    own seed (clip_source_settings.seed), never the run's."""
+    from motion_clip_jax.train import trainer
+
+    from .conftest import load_config_file
+
+    asked = []
+
+    def fake_get_or_pretrain(cache_dir, *, seed, log_fn, **options):
+        asked.append(seed)
+        raise RuntimeError("stop here: only the seed is checked")
+
+    monkeypatch.setattr(pretrain_clip, "get_or_pretrain_tiny_clip", fake_get_or_pretrain)
+    for draw in (0, 3):
+        config = load_config_file("configs/synthetic.py", f"few_shot,full,2,{draw}")
+        assert config.seed == draw
+        with pytest.raises(RuntimeError, match="stop here"):
+            trainer.load_frozen_clip(config)
+    config.clip_source_settings.seed = 7
+    with pytest.raises(RuntimeError, match="stop here"):
+        trainer.load_frozen_clip(config)
+    assert asked == [0, 0, 7]

@@ -3,9 +3,11 @@
 Within each class the videos are ranked by BLAKE2b(seed, video_id) and the first k are drawn. The
 rank does not depend on the order of the list, on Python's hash() or on NumPy's generators, so a
 draw is the same on every machine and version. For one seed the draws are nested (the 2-shot
-videos are among the 4-shot ones). The paper's protocol: k in {2, 4, 8, 16}, 10 draws (seeds
-0..9) from split-1 train, tested on split-1 test. Drawn lists are written as text files so anyone
-can rerun or reuse them; train on one with make_train_iterator(..., video_ids=read_video_list(p)).
+videos are among the 4-shot ones), and the last videos of each class's rank order can be held out
+as a validation set (draw_validation), disjoint from every draw of that seed. The paper's
+protocol: k in {2, 4, 8, 16}, 10 draws (seeds 0..9) from split-1 train, tested on split-1 test.
+Drawn lists are written as text files so anyone can rerun or reuse them; train on one with
+make_train_iterator(..., video_ids=read_video_list(p)).
 """
 
 from __future__ import annotations
@@ -17,6 +19,37 @@ from motion_clip_jax.data import shuffle
 
 PAPER_SHOTS = (2, 4, 8, 16)
 PAPER_SEEDS = tuple(range(10))
+
+
+def _ranked_by_class(
+    train_list: Iterable[Sequence],
+    seed: int,
+    need: int,
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+    what: str,
+) -> dict[int, list[str]]:
+    """label -> its video ids in rank order under `seed`; raises naming the first class with
+    fewer than `need` videos (`what` says what they are needed for)."""
+    by_class: dict[int, list[str]] = {}
+    seen: set[str] = set()
+    for row in train_list:
+        video_id, label = str(row[0]), int(row[1])
+        if video_id in seen:
+            raise ValueError(f"video id {video_id!r} appears twice in the train list")
+        seen.add(video_id)
+        by_class.setdefault(label, []).append(video_id)
+    labels = range(num_classes) if num_classes is not None else sorted(by_class)
+    ranked = {}
+    for label in labels:
+        videos = by_class.get(label, [])
+        if len(videos) < need:
+            name = f" {class_names[label]!r}" if class_names is not None else ""
+            raise ValueError(
+                f"class {label}{name} has {len(videos)} training videos, fewer than {what}"
+            )
+        ranked[label] = sorted(videos, key=lambda v: (shuffle.string_rank_key(seed, v), v))
+    return ranked
 
 
 def draw_few_shot(
@@ -35,26 +68,30 @@ def draw_few_shot(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    by_class: dict[int, list[str]] = {}
-    seen: set[str] = set()
-    for row in train_list:
-        video_id, label = str(row[0]), int(row[1])
-        if video_id in seen:
-            raise ValueError(f"video id {video_id!r} appears twice in the train list")
-        seen.add(video_id)
-        by_class.setdefault(label, []).append(video_id)
-    labels = range(num_classes) if num_classes is not None else sorted(by_class)
-    drawn = []
-    for label in labels:
-        videos = by_class.get(label, [])
-        if len(videos) < k:
-            name = f" {class_names[label]!r}" if class_names is not None else ""
-            raise ValueError(
-                f"class {label}{name} has {len(videos)} training videos, fewer than k={k}"
-            )
-        ranked = sorted(videos, key=lambda v: (shuffle.string_rank_key(seed, v), v))
-        drawn += [(video_id, label) for video_id in ranked[:k]]
-    return drawn
+    ranked = _ranked_by_class(train_list, seed, k, num_classes, class_names, f"k={k}")
+    return [(video_id, label) for label, ids in ranked.items() for video_id in ids[:k]]
+
+
+def draw_validation(
+    train_list: Iterable[Sequence],
+    per_class: int,
+    seed: int,
+    *,
+    k: int,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[tuple[str, int]]:
+    """`per_class` training videos per class held out of the few-shot draws of `seed`, for
+    choosing hyper-parameters without the test set: the LAST per_class of each class's rank
+    order. They are the same for every k and disjoint from draw_few_shot(..., k, seed); every
+    class needs k + per_class videos (raises naming the class that has fewer)."""
+    if per_class < 1:
+        raise ValueError(f"validation videos per class must be >= 1, got {per_class}")
+    ranked = _ranked_by_class(
+        train_list, seed, k + per_class, num_classes, class_names,
+        f"k={k} + {per_class} validation videos",
+    )  # fmt: skip
+    return [(video_id, label) for label, ids in ranked.items() for video_id in ids[-per_class:]]
 
 
 def draw_many(

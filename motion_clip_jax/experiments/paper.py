@@ -2,7 +2,8 @@
 write the table beside the paper's numbers.
 
   python -m motion_clip_jax.experiments.paper NAME [--dataset D] [--root DIR] [--draws N]
-      [--only ROW,...] [--mcb_tokens_row] [--dry_run [--json]] [-- --config.x=y ...]
+      [--only ROW,...] [--mcb_tokens_row] [--choose_lr LR,LR,...] [--dry_run [--json]]
+      [-- --config.x=y ...]
 
 NAME: fig3a fig3b fig3c fig3d table1 ... table8 (experiments/paper_tables.py says what each holds).
 D: hmdb51 | ucf101 | kinetics400 (the table's own, default all of them) or synthetic (the
@@ -14,20 +15,24 @@ whose workdir records other training fields is refused (see train/workdir.py). O
 Writes <root>/NAME[_D].md and .json: the table, our mean +- sample std next to the paper's number
 and the difference, and every run's command. --dry_run prints the plan and runs nothing (--json: a
 JSON list of {table, row, column, dataset, draw, config, overrides, workdir}); table3 trains nothing
-and prints parameters and GFLOPs.
+and prints parameters and GFLOPs. --choose_lr (few-shot tables): each row's learning rate is first
+chosen from the grid on held-out training videos (experiments/choose_lr.py), then every draw
+trains at it; the choice is written beside the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from motion_clip_jax import cli_errors
-from motion_clip_jax.experiments import paper_tables, report
+from motion_clip_jax.experiments import choose_lr, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 from motion_clip_jax.experiments.plan import Run
 
@@ -46,6 +51,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--only", default="", help="comma-separated row keys")
     parser.add_argument("--mcb_tokens_row", action="store_true",
                         help="add the full model with MCB keys = tokens [S; M] (our extension)")  # fmt: skip
+    parser.add_argument("--choose_lr", default="", metavar="LR,LR,...",
+                        help="few-shot tables: choose each row's learning rate from this grid on "
+                        "the runs' validation set (eval.validation_per_class)")  # fmt: skip
+    parser.add_argument("--compile_cache", default="", metavar="DIR",
+                        help="JAX's persistent compilation cache, shared by the runs (default "
+                        "<root>/compile_cache; 'none': off)")  # fmt: skip
     parser.add_argument("--dry_run", action="store_true")
     parser.add_argument("--json", action="store_true", help="with --dry_run: the plan as JSON")
     args = parser.parse_args(argv)
@@ -59,6 +70,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     bad = [o for o in extra if not o.startswith("--config.")]
     if bad:
         parser.error(f"after --, only --config.x=y overrides go to the runs, got {bad[0]}")
+    if args.choose_lr:
+        if not paper_tables.TABLES[args.name].draws:
+            few_shot = [n for n, t in paper_tables.TABLES.items() if t.draws]
+            parser.error(f"--choose_lr applies to the few-shot tables ({', '.join(few_shot)})")
+        if any(o.startswith("--config.optim.learning_rate=") for o in extra):
+            parser.error("--choose_lr chooses optim.learning_rate: leave it out of the overrides")
     return args, extra
 
 
@@ -70,40 +87,133 @@ def main(argv: list[str] | None = None) -> int:
 def run_table(args: argparse.Namespace, extra: list[str]) -> int:
     table = paper_tables.TABLES[args.name]
     only = [key for key in args.only.split(",") if key]
-    runs = plan_lib.plan(
-        args.name, args.root, args.dataset, args.draws, only, args.mcb_tokens_row, extra
-    )
+    plan = functools.partial(
+        plan_lib.plan, args.name, args.root, args.dataset, only=only,
+        tokens_row=args.mcb_tokens_row, extra_overrides=extra,
+    )  # fmt: skip
+    lr_choice = None
+    if not args.dry_run and table.trains:
+        use_compile_cache(args)
+    if args.choose_lr:
+        learning_rates, lr_choice = choose_learning_rates(args, plan)
+        if learning_rates is None:  # --dry_run: the selection runs were printed
+            return 0
+        runs = plan(draws=args.draws, learning_rates=learning_rates)
+    else:
+        runs = plan(draws=args.draws)
     unique = plan_lib.unique_runs(runs)
     plan_lib.validate_runs(unique)
     if args.dry_run:
-        if args.json:
-            print(json.dumps([run.plan_entry() for run in unique], indent=1))
-        else:
-            for run in unique:
-                print(report.shell_command(run))
-            print(f"{args.name}: {len(unique)} run(s)", file=sys.stderr)
+        print_plan(args, unique)
         if table.trains or args.json:
             return 0
     if not table.trains:
         return write_cost_table(args, table)
+    train_missing(args.name, unique, runs)
+    write_table(args, table, runs, only, lr_choice)
+    return 0
+
+
+def use_compile_cache(args: argparse.Namespace) -> None:
+    """Runs that differ only in seed or draw compile the same programs: the persistent cache
+    compiles them once per table (a table of small runs is mostly compile time otherwise)."""
+    import jax
+
+    if args.compile_cache == "none":
+        return
+    directory = os.path.abspath(args.compile_cache or os.path.join(args.root, "compile_cache"))
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def print_plan(args: argparse.Namespace, unique: list[Run]) -> None:
+    if args.json:
+        print(json.dumps([run.plan_entry() for run in unique], indent=1))
+        return
+    for run in unique:
+        print(report.shell_command(run))
+    print(f"{args.name}: {len(unique)} run(s)", file=sys.stderr)
+
+
+def train_missing(
+    name: str, unique: list[Run], runs: list[Run], phase: str = "", selection: bool = False
+) -> None:
+    """Trains (or resumes, or evaluates again) every run that has not got what the table reads.
+
+    selection: a run whose loss turns NaN / Inf is recorded as diverged (choose_lr) and the
+    others go on; elsewhere that stops the table."""
+    from motion_clip_jax.train.trainer import NonFiniteLossError
+
     for index, run in enumerate(unique):
-        if finished(run, runs):
-            print(f"[{index + 1}/{len(unique)}] done: {run.workdir}", flush=True)
+        if finished(run, runs) or (selection and choose_lr.diverged(run)):
+            print(f"[{phase}{index + 1}/{len(unique)}] done: {run.workdir}", flush=True)
             continue
         print(
-            f"[{index + 1}/{len(unique)}] {args.name} {run.row} / {run.column}"
+            f"[{phase}{index + 1}/{len(unique)}] {name} {run.row} / {run.column}"
             f"{f' draw {run.draw}' if run.draw else ''}: {report.shell_command(run)}",
             flush=True,
         )
-        train_run(run)
-    write_table(args, table, runs, only)
-    return 0
+        try:
+            train_run(run)
+        except NonFiniteLossError as e:
+            if not selection:
+                raise
+            choose_lr.mark_diverged(run, str(e))
+            print(f"    {run.workdir}: diverged, this rate is not chosen ({e})", flush=True)
+
+
+def choose_learning_rates(
+    args: argparse.Namespace, plan: Callable[..., list[Run]]
+) -> tuple[dict[tuple[str, str], float] | None, dict[str, Any] | None]:
+    """Trains every row at every rate of --choose_lr on draw 0 and chooses, per (dataset, row),
+    the rate of the best validation top-1 -> ({(dataset, row): lr}, the record of the choice).
+    With --dry_run: prints the selection runs and returns (None, None)."""
+    grid = choose_lr.parse_grid(args.choose_lr)
+    keys = {(r.dataset, r.row) for r in plan(draws=1)}
+    selection = {lr: plan(draws=1, learning_rates=dict.fromkeys(keys, lr)) for lr in grid}
+    every = [run for runs in selection.values() for run in runs]
+    unique = plan_lib.unique_runs(every)
+    plan_lib.validate_runs(unique)
+    per_class = set()
+    for run in unique:
+        value = plan_lib.build_config(run.config, run.overrides).eval.validation_per_class
+        if not value:
+            raise ValueError(
+                f"--choose_lr: {run.config} evaluates no validation set; add "
+                "-- --config.eval.validation_per_class=V (held-out training videos per class)"
+            )
+        per_class.add(value)
+    if args.dry_run:
+        print_plan(args, unique)
+        if not args.json:
+            print(
+                f"{args.name}: then {args.draws} draw(s) of every row at its chosen rate (draw "
+                "0 is the selection run)",
+                file=sys.stderr,
+            )
+        return None, None
+    train_missing(args.name, unique, every, phase="lr ", selection=True)
+    labels = {row.key: row.label for row in paper_tables.TABLES[args.name].rows}
+    chosen, records = choose_lr.choose(selection, labels)
+    for record in records:
+        print(
+            f"{args.name}: {record['row']} ({record['dataset']}) learning rate {record['chosen']:g}"
+            f" (validation top-1 per rate: {record['mean']})",
+            flush=True,
+        )
+    choice = {"grid": grid, "set": choose_lr.SET, "metric": choose_lr.METRIC, "draw": 0,
+              "validation_per_class": sorted(per_class), "rows": records}  # fmt: skip
+    return chosen, choice
 
 
 def needed_sets(run: Run, runs: list[Run]) -> list[str]:
     """Eval-set prefixes the table reads from `run`'s workdir (over every cell sharing it)."""
-    prefixes = {p for r in runs if r.workdir == run.workdir for _, p in r.reads}
-    return sorted(prefixes) or ["main/"]
+    sharing = [r for r in runs if r.workdir == run.workdir]
+    prefixes = {p for r in sharing for _, p in r.reads} or {"main/"}
+    if any(r.validation for r in sharing):
+        prefixes |= {"main/", "validation/"}
+    return sorted(prefixes)
 
 
 def finished(run: Run, runs: list[Run]) -> bool:
@@ -160,14 +270,24 @@ def output_stem(args: argparse.Namespace) -> str:
 
 
 def write_table(
-    args: argparse.Namespace, table: paper_tables.Table, runs: list[Run], only: list[str]
+    args: argparse.Namespace,
+    table: paper_tables.Table,
+    runs: list[Run],
+    only: list[str],
+    lr_choice: dict[str, Any] | None = None,
 ) -> None:
     table_cells = report.cells(table, runs, only, args.mcb_tokens_row)
     header = f"`{command_line(args)}`"
     text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header)
-    write_outputs(args, text, {"table": table.name, "title": table.title, "cells": table_cells,
-                               "runs": [dict(r.plan_entry(), command=report.shell_command(r))
-                                        for r in plan_lib.unique_runs(runs)]})  # fmt: skip
+    data = {"table": table.name, "title": table.title, "cells": table_cells,
+            "runs": [dict(r.plan_entry(), command=report.shell_command(r))
+                     for r in plan_lib.unique_runs(runs)]}  # fmt: skip
+    if lr_choice is not None:
+        per_class = ", ".join(map(str, lr_choice["validation_per_class"]))
+        lr_text = choose_lr.markdown(lr_choice["rows"], lr_choice["grid"], per_class)
+        text = text.replace("\n## Runs\n", f"\n{lr_text}\n## Runs\n", 1)
+        data["learning_rate_choice"] = lr_choice
+    write_outputs(args, text, data)
     print(text)
 
 
@@ -218,6 +338,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts.append(f"--{flag} {value}")
     if args.mcb_tokens_row:
         parts.append("--mcb_tokens_row")
+    if args.choose_lr:
+        parts.append(f"--choose_lr {args.choose_lr}")
     if args.extra:
         parts += ["--", *args.extra]
     return " ".join(parts)

@@ -7,7 +7,7 @@ source model of Table 7 is the closed-set split-1 model; Table 6's Kinetics-400 
 once and evaluated on the 6 target splits):
 
   <root>/<dataset>/closed_split<s>/<variant>[-<field><value>...]
-  <root>/<dataset>/few_shot_k<k>/<variant>[-...]/draw<d>
+  <root>/<dataset>/few_shot_k<k>/<variant>[-...]/draw<d>      (-lr<lr> with --choose_lr)
 
 Overrides that equal the config's own value are dropped, so one experiment has one name.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -50,7 +50,17 @@ CONFIGS = {
 }
 DATASETS = ("hmdb51", "ucf101", "kinetics400", "synthetic")
 # Short names for workdir names.
-_SHORT = {"num_frames": "T", "motion_step": "s", "n_ctx": "H", "ctx_init": "", "mcb_keys": "keys_"}
+_SHORT = {
+    "num_frames": "T",
+    "motion_step": "s",
+    "n_ctx": "H",
+    "ctx_init": "",
+    "mcb_keys": "keys_",
+    "learning_rate": "lr",
+}
+# The config sections a cell's spec may set (model fields from the tables; the learning rate
+# from the driver's --choose_lr).
+SECTIONS = ("model", "optim")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Run:
     draw: int = 0
     split: int = 1
     reads: tuple[tuple[str, str], ...] = ()  # zero-shot: (column label, eval-set prefix)
+    validation: bool = False  # the run must have evaluated its few-shot 'validation' set
 
     def command(self) -> list[str]:
         return [
@@ -120,9 +131,12 @@ def _slug(name: str, value: Any) -> str:
     return f"{_SHORT.get(name, name)}{_format(value)}".replace(" ", "_").replace("/", "_")
 
 
-def _cell_spec(row: Row, column: Column) -> dict[str, Any]:
+def _cell_spec(row: Row, column: Column, learning_rate: float | None) -> dict[str, Any]:
     spec = {**column.spec, **row.spec}
-    spec["model"] = {**column.spec.get("model", {}), **row.spec.get("model", {})}
+    for section in SECTIONS:
+        spec[section] = {**column.spec.get(section, {}), **row.spec.get(section, {})}
+    if learning_rate is not None:
+        spec["optim"]["learning_rate"] = learning_rate
     return spec
 
 
@@ -139,8 +153,16 @@ class Planner:
             self._base[config_arg] = build_config(config_arg, ())
         return self._base[config_arg]
 
-    def runs(self, table: Table, row: Row, column: Column, draws: int) -> list[Run]:
-        spec = _cell_spec(row, column)
+    def runs(
+        self,
+        table: Table,
+        row: Row,
+        column: Column,
+        draws: int,
+        learning_rate: float | None = None,
+    ) -> list[Run]:
+        """The cell's runs (one per split, or per draw); `learning_rate` overrides the config's."""
+        spec = _cell_spec(row, column, learning_rate)
         dataset, protocol, variant = spec["dataset"], spec["protocol"], spec["variant"]
         template = CONFIGS[protocol][dataset]
         runs = []
@@ -150,14 +172,19 @@ class Planner:
                     variant=variant, split=split, k=spec.get("k"), draw=draw
                 )
                 base = self.base(config_arg)
-                model = {k: v for k, v in spec["model"].items() if base.model[k] != v}
-                overrides = [f"--config.model.{k}={_format(v)}" for k, v in model.items()]
+                changed = [
+                    (section, k, v)
+                    for section in SECTIONS
+                    for k, v in spec[section].items()
+                    if base[section][k] != v
+                ]
+                overrides = [f"--config.{sec}.{k}={_format(v)}" for sec, k, v in changed]
                 sets_steps = any(o.startswith("--config.train.num_steps=") for o in self.extra)
                 if variant == "clip" and base.train.num_steps != 1 and not sets_steps:
                     # Nothing is trainable: one step instead of epochs of no-op updates.
                     overrides.append("--config.train.num_steps=1")
                 self._check_extra(overrides, table, row)
-                name = "-".join([variant, *(_slug(k, v) for k, v in model.items())])
+                name = "-".join([variant, *(_slug(k, v) for _, k, v in changed)])
                 if protocol == "few_shot":
                     where = os.path.join(f"few_shot_k{spec['k']}", name, f"draw{draw}")
                 elif dataset in ("kinetics400", "synthetic"):
@@ -178,6 +205,7 @@ class Planner:
                         draw=draw,
                         split=split,
                         reads=tuple(spec.get("reads", {}).items()),
+                        validation=learning_rate is not None,
                     )
                 )
         return runs
@@ -230,8 +258,12 @@ def plan(
     only: Sequence[str] = (),
     tokens_row: bool = False,
     extra_overrides: Sequence[str] = (),
+    learning_rates: Mapping[tuple[str, str], float] | None = None,
 ) -> list[Run]:
-    """Every run of table / figure `name` (see paper_tables.NAMES), in order; table3 has none."""
+    """Every run of table / figure `name` (see paper_tables.NAMES), in order; table3 has none.
+
+    learning_rates: {(dataset, row key): lr} for every planned row (--choose_lr): those runs
+    train at that rate and must evaluate their validation set."""
     if name not in paper_tables.TABLES:
         raise ValueError(f"unknown table {name!r}; known: {', '.join(paper_tables.NAMES)}")
     if draws < 1:
@@ -244,7 +276,8 @@ def plan(
         for column in table.columns(ds):
             for row in rows:
                 if table.trains:
-                    runs += planner.runs(table, row, column, draws if table.draws else 1)
+                    lr = None if learning_rates is None else learning_rates[ds, row.key]
+                    runs += planner.runs(table, row, column, draws if table.draws else 1, lr)
     return runs
 
 

@@ -99,7 +99,7 @@ def cells(table: Table, runs: Sequence[Run], only: Sequence[str], tokens_row: bo
                 if mean is not None and dataset != "synthetic" and paper != "-":
                     diff = mean - float(paper)
                 out.append({
-                    "row": row.key, "row_label": row.label, "column": column,
+                    "row": row.key, "row_label": row.label, "marks": row.marks, "column": column,
                     "column_label": label, "metric": metric, "values": values,
                     "n": len(values), "mean": mean, "std": std, "view": "/".join(sorted(views)),
                     "paper": paper, "diff": diff, "missing_runs": missing,
@@ -133,14 +133,12 @@ def markdown(table: Table, table_cells: list[dict], runs: Sequence[Run], header:
     lines = [f"# {table.title}", "", header, ""]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     row_keys = list(dict.fromkeys(c["row"] for c in table_cells))
-    row_marks = {r.key: r.marks for r in table.rows}
-    row_marks.setdefault("full_tokens", (True, True, True))
     for key in row_keys:
         mine = {(c["column"], c["metric"]): c for c in table_cells if c["row"] == key}
-        label = next(c["row_label"] for c in table_cells if c["row"] == key)
-        line = [label]
+        first = next(c for c in table_cells if c["row"] == key)
+        line = [first["row_label"]]
         if marks:
-            ticks = row_marks.get(key) or (False, False, False)
+            ticks = first["marks"] or (False, False, False)
             line += [CHECK if t else "" for t in ticks]
         for column, _, metric in columns:
             cell = mine.get((column, metric))

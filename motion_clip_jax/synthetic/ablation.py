@@ -7,10 +7,10 @@
 Each run is the real trainer (`trainer.train_and_evaluate`) on the demo config of its variant, in
 <root>/<backbone>/<variant>/seed<s>; a run whose workdir holds eval_results.json is skipped, an
 unfinished one resumes from its checkpoint. Every "pretrained" run freezes the SAME small CLIP (the
-demo's, pretrained on static synthetic frames with the demo's seed, or --clip_checkpoint); only the
+demo's, pretrained on static synthetic frames with its own seed, or --clip_checkpoint); only the
 training seed (trainable init, data order) changes. "random" runs freeze a random-weight CLIP drawn
-from the run's seed. Writes <docs>/results.md (mean +- sample std over seeds) and
-<docs>/results_ablation.png. Text below the NOTES_MARKER line of an existing results.md is kept.
+from the run's seed. Writes <docs>/ablation.md (mean +- sample std over seeds) and
+<docs>/ablation.png. Text below the NOTES_MARKER line of an existing ablation.md is kept.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def resolve_backbone(
     get_config: Callable[..., ml_collections.ConfigDict], overrides: dict[str, Any]
 ) -> str:
     """Path of the demo's pretrained tiny CLIP (pretrains it once if not cached), the one every
-    pretrained run freezes: resolved with the base config's own seed, not the runs' seeds."""
+    pretrained run freezes (its seed is clip_source_settings.seed, not the runs' seeds)."""
     from motion_clip_jax.train import trainer
 
     config = get_config("full")
@@ -407,7 +407,7 @@ def write_docs(
     clip_checkpoint: str,
     epochs_note: str,
 ) -> tuple[str, str]:
-    """Writes <docs_dir>/results.md and results_ablation.png from the finished runs."""
+    """Writes <docs_dir>/ablation.md and ablation.png from the finished runs."""
     entries = [(run, run_metrics(run.workdir)) for run in runs if is_finished(run)]
     if not entries:
         raise ValueError("no finished run to summarise")
@@ -420,8 +420,8 @@ def write_docs(
             if seeds:
                 rows.append((variant, aggregate(seeds)))
         groups[backbone] = rows
-    md_path = os.path.join(docs_dir, "results.md")
-    png_path = os.path.join(docs_dir, "results_ablation.png")
+    md_path = os.path.join(docs_dir, "ablation.md")
+    png_path = os.path.join(docs_dir, "ablation.png")
     plot(groups, easy + hard, png_path)
     run_seconds = sum(m["seconds"] or 0 for _, m in entries)
     parts = [

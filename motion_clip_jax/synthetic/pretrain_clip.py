@@ -496,17 +496,20 @@ def get_or_pretrain_tiny_clip(
     return path
 
 
-@provider(cache_dir="", pretrain_steps=-1)
-def provide_clip(settings: dict, *, image_size: int, seed: int, log: Callable[[str], Any]) -> str:
-    """CLIP source "synthetic_tiny_clip": the cached tiny CLIP of `image_size` px pretrained with
-    `seed` (pretrained now if missing). Settings: cache_dir (required), pretrain_steps (> 0:
-    fewer steps, for tests; -1: the default run)."""
+@provider(cache_dir="", pretrain_steps=-1, seed=0)
+def provide_clip(settings: dict, *, image_size: int, log: Callable[[str], Any]) -> str:
+    """CLIP source "synthetic_tiny_clip": the cached tiny CLIP of `image_size` px (pretrained now
+    if missing). Settings: cache_dir (required), pretrain_steps (> 0: fewer steps, for tests; -1:
+    the default run), seed (of the pretraining). The frozen CLIP stands for OpenAI's one released
+    model, so its seed is its own: every training seed and few-shot draw freezes the same CLIP."""
     if not settings["cache_dir"]:
         raise ValueError("config.clip_source_settings.cache_dir: set it to the tiny CLIP's cache")
     options = {"size": image_size}
     if settings["pretrain_steps"] > 0:
         options["steps"] = settings["pretrain_steps"]
-    return get_or_pretrain_tiny_clip(settings["cache_dir"], seed=seed, log_fn=log, **options)
+    return get_or_pretrain_tiny_clip(
+        settings["cache_dir"], seed=settings["seed"], log_fn=log, **options
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

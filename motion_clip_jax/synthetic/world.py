@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -364,7 +366,9 @@ def write_synthetic_dataset(
     """Writes the motion dataset to `<root>/<name>/1.0.0/`; returns that folder.
 
     An existing complete dataset written with the same options is reused (nothing is written)
-    unless `overwrite`; one written with other options is an error naming the difference.
+    unless `overwrite`; one written with other options is an error naming the difference. The
+    folder is written beside its place and renamed into it, so a reader never meets a half-written
+    dataset, and processes that write the same dataset at once keep the first one renamed.
     """
     from motion_clip_jax.data import manifest as manifest_lib
     from motion_clip_jax.data import records
@@ -390,10 +394,11 @@ def write_synthetic_dataset(
             f"{options}; pass overwrite=True or another root / name"
         )
     start = time.time()
-    os.makedirs(dataset_dir, exist_ok=True)
-    for stale in os.listdir(dataset_dir):
-        if stale.startswith(f"{name}-") or stale.endswith(records.INDEX_SUFFIX):
-            os.remove(os.path.join(dataset_dir, stale))
+    final_dir = dataset_dir
+    # tfds reads the name and version from the path: write <scratch>/<name>/<version>.
+    scratch = tempfile.mkdtemp(prefix=f".{name}-writing-", dir=root)
+    dataset_dir = os.path.join(scratch, name, records.VERSION)
+    os.makedirs(dataset_dir)
     features = records.video_features(CLASS_NAMES)
     shard_lengths, shard_bytes, splits = {}, {}, {}
     for split, count, split_seed in (
@@ -450,7 +455,35 @@ def write_synthetic_dataset(
             "seconds": round(time.time() - start, 2),
         },
     )
-    return dataset_dir
+    return _move_into_place(dataset_dir, final_dir, scratch, overwrite, options)
+
+
+def _move_into_place(
+    written: str, final_dir: str, scratch: str, overwrite: bool, options: dict
+) -> str:
+    """Renames the written folder to `final_dir` (replacing it if `overwrite`); if another
+    process renamed a dataset there first, keeps it when its options are ours and raises when not.
+    Removes `scratch` either way."""
+    from motion_clip_jax.data import manifest as manifest_lib
+
+    try:
+        os.makedirs(os.path.dirname(final_dir), exist_ok=True)
+        manifest_path = os.path.join(final_dir, manifest_lib.MANIFEST_FILENAME)
+        if os.path.exists(final_dir) and (overwrite or not os.path.exists(manifest_path)):
+            shutil.rmtree(final_dir)  # replaced, or a partial folder an older writer left
+        try:
+            os.rename(written, final_dir)
+        except OSError:
+            if not os.path.exists(manifest_path):
+                raise
+            existing = manifest_lib.read_manifest(final_dir).get("options")
+            if existing != options:
+                raise ValueError(
+                    f"{final_dir} was written meanwhile with options {existing}, not {options}"
+                ) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final_dir
 
 
 @provider(num_train=800, num_test=400, seed=0)

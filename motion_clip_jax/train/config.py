@@ -82,6 +82,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.single_view = True  # centre frames of T segments, centre crop
     c.eval.multiview = True  # 4 segment samplings x 3 crops, softmax scores summed (paper §4.1)
     c.eval.confusion_png = True  # write confusion_<name>.png beside eval_results.json
+    # > 0 with data.few_shot_k: also evaluate this many training videos per class that the draw
+    # left out (few_shot.draw_validation: the same for every k of a seed), as the set
+    # 'validation', to choose hyper-parameters without the test set (experiments/paper.py
+    # --choose_lr). Every class needs few_shot_k + this many videos in data.train_split.
+    c.eval.validation_per_class = 0
     # '' = off. A folder (shared by the runs of a table): the frozen image tower's features of the
     # evaluation views are computed once per (CLIP weights, dataset split, view settings, dtype,
     # process layout) and stored there; later evaluations run only the trainable part on them
@@ -157,6 +162,14 @@ def validate_config(config: ml_collections.ConfigDict, check_files: bool = True)
         bad("eval.batch_size", config.eval.batch_size, "must be >= 1")
     if config.data.few_shot_k < 0:
         bad("data.few_shot_k", config.data.few_shot_k, "must be >= 0")
+    if config.eval.validation_per_class < 0:
+        bad("eval.validation_per_class", config.eval.validation_per_class, "must be >= 0")
+    if config.eval.validation_per_class and not config.data.few_shot_k:
+        bad(
+            "eval.validation_per_class",
+            config.eval.validation_per_class,
+            "needs data.few_shot_k > 0 (validation videos are the ones a few-shot draw leaves out)",
+        )
     if (
         check_files
         and config.clip_checkpoint

@@ -28,8 +28,11 @@ class Dataset:
     train_split: str
     eval_split: str
     train_video_ids: list[str] | None = None  # a few-shot draw, else the whole split
+    eval_video_ids: list[str] | None = None  # evaluate only these videos of eval_split
     # Order-paired classes recorded in the dataset's manifest (within-pair accuracy is reported).
     class_pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    # Training videos a few-shot draw left out, held out for validation (eval.validation_per_class).
+    validation_video_ids: list[str] | None = None
 
 
 def _class_names(spec: str, dataset_dir: str) -> list[str]:
@@ -66,14 +69,42 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: str) -> Dataset:
     sizes = source.split_sizes(dataset_dir)
     train_split = d.train_split
     num_train = _split_size(sizes, train_split, dataset_dir)
-    video_ids = None
+    video_ids, validation_ids = None, None
     if d.few_shot_k:
-        video_ids = few_shot_video_ids(
-            dataset_dir, train_split, d.eval_split, d.few_shot_k, d.few_shot_seed, workdir
+        video_ids, validation_ids = few_shot_video_ids(
+            dataset_dir,
+            train_split,
+            d.eval_split,
+            d.few_shot_k,
+            d.few_shot_seed,
+            workdir,
+            config.eval.validation_per_class,
         )
         num_train = len(video_ids)
     pairs = manifest_lib.class_pairs(dataset_dir)
-    return Dataset(dataset_dir, class_names, num_train, train_split, d.eval_split, video_ids, pairs)
+    return Dataset(
+        dataset_dir,
+        class_names,
+        num_train,
+        train_split,
+        d.eval_split,
+        train_video_ids=video_ids,
+        class_pairs=pairs,
+        validation_video_ids=validation_ids,
+    )
+
+
+def validation_dataset(dataset: Dataset) -> Dataset:
+    """The held-out training videos of a few-shot run as an evaluation set."""
+    return Dataset(
+        dataset.dataset_dir,
+        dataset.class_names,
+        0,
+        "",
+        dataset.train_split,
+        eval_video_ids=dataset.validation_video_ids,
+        class_pairs=dataset.class_pairs,
+    )
 
 
 def prepare_eval_dataset(config: ml_collections.ConfigDict, extra: Any) -> Dataset:
@@ -93,10 +124,18 @@ def _split_size(sizes: dict[str, int], split: str, dataset_dir: str) -> int:
 
 
 def few_shot_video_ids(
-    dataset_dir: str, train_split: str, eval_split: str, k: int, seed: int, workdir: str
-) -> list[str]:
-    """k videos per class drawn from `train_split` (a pure function of list, k, seed); the drawn
-    list is written to the workdir, and must not overlap the evaluation split."""
+    dataset_dir: str,
+    train_split: str,
+    eval_split: str,
+    k: int,
+    seed: int,
+    workdir: str,
+    validation_per_class: int = 0,
+) -> tuple[list[str], list[str] | None]:
+    """(k videos per class drawn from `train_split`, the held-out validation videos or None).
+
+    Both are pure functions of (list, k, seed); both lists are written to the workdir, and
+    neither may overlap the evaluation split."""
     rows = [
         (video_id, label)
         for video_id, label, _ in source.read_split_index(dataset_dir, train_split)
@@ -104,16 +143,30 @@ def few_shot_video_ids(
     names = source.class_names(dataset_dir)
     drawn = few_shot.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
     eval_ids = [video_id for video_id, _, _ in source.read_split_index(dataset_dir, eval_split)]
-    few_shot.check_disjoint([v for v, _ in drawn], eval_ids, f" ({dataset_dir} {eval_split})")
-    if jax.process_index() == 0:
-        path = os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt")
-        few_shot.write_video_list(
-            path,
-            drawn,
-            f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}, "
-            f"{len(drawn)} videos\nvideo_id<TAB>label",
+    where = f" ({dataset_dir} {eval_split})"
+    few_shot.check_disjoint([v for v, _ in drawn], eval_ids, where)
+    held_out = None
+    if validation_per_class:
+        held_out = few_shot.draw_validation(
+            rows, validation_per_class, seed, k=k, num_classes=len(names), class_names=names
         )
-    return [video_id for video_id, _ in drawn]
+        few_shot.check_disjoint([v for v, _ in held_out], eval_ids, where)
+    if jax.process_index() == 0:
+        header = f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}"
+        few_shot.write_video_list(
+            os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt"),
+            drawn,
+            f"{header}, {len(drawn)} videos\nvideo_id<TAB>label",
+        )
+        if held_out is not None:
+            few_shot.write_video_list(
+                os.path.join(workdir, f"validation_{validation_per_class}per_class_seed{seed}.txt"),
+                held_out,
+                f"validation videos held out of the {header} (the last {validation_per_class} "
+                f"of each class's rank order), {len(held_out)} videos\nvideo_id<TAB>label",
+            )
+    ids = [video_id for video_id, _ in drawn]
+    return ids, None if held_out is None else [video_id for video_id, _ in held_out]
 
 
 def pipeline_options(
@@ -179,6 +232,7 @@ def eval_iterator(
         dataset.eval_split,
         pipeline_options(config, config.eval.batch_size // jax.process_count()),
         multiview=multiview,
+        video_ids=dataset.eval_video_ids,
     )
 
 

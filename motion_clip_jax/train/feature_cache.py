@@ -29,6 +29,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -85,13 +86,22 @@ def _file_sha256(path: str) -> str | None:
 
 
 def dataset_fingerprint(
-    data_dir: str, split: str, process_index: int, process_count: int
+    data_dir: str,
+    split: str,
+    process_index: int,
+    process_count: int,
+    video_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """What identifies the records process `process_index` evaluates: tfds metadata hashes, its
-    shard files (name, bytes), the split, its number of examples and of this process's records."""
+    shard files (name, bytes), the split, its number of examples and of this process's records
+    (with `video_ids`, only those videos of the split; their positions are hashed)."""
     dataset_dir = source.resolve_dataset_dir(data_dir)
     records = source.split_records(
-        dataset_dir, split, process_index=process_index, process_count=process_count
+        dataset_dir,
+        split,
+        process_index=process_index,
+        process_count=process_count,
+        video_ids=video_ids,
     )
     meta = ["dataset_info.json", "features.json", split.split("[")[0] + ".index.tsv"]
     return {

@@ -116,6 +116,23 @@ def _view_scores(
     return probs.reshape(b, -1, probs.shape[-1]).sum(axis=1)
 
 
+def _jit_scores(step: Callable, mesh: Mesh, frozen_shardings: Any) -> Callable:
+    """jit of a (trainable, frozen, batch, class_tokens, eos) -> scores step: the batch split over
+    `data`, the frozen CLIP on its shardings, the rest and the scores replicated."""
+    replicated = mesh_lib.replicated(mesh)
+    return jax.jit(
+        step,
+        in_shardings=(
+            replicated,
+            frozen_shardings,
+            mesh_lib.batch_sharding(mesh),
+            replicated,
+            replicated,
+        ),
+        out_shardings=replicated,
+    )
+
+
 def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
     """jit(eval_step)(trainable, frozen, video, class_tokens, eos) -> (B, K) class scores.
 
@@ -127,18 +144,7 @@ def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Calla
         frames = _view_features(model, frozen, video)
         return _view_scores(model, {**frozen, **trainable}, frames, class_tokens, eos)
 
-    replicated = mesh_lib.replicated(mesh)
-    return jax.jit(
-        eval_step,
-        in_shardings=(
-            replicated,
-            frozen_shardings,
-            mesh_lib.batch_sharding(mesh),
-            replicated,
-            replicated,
-        ),
-        out_shardings=replicated,
-    )
+    return _jit_scores(eval_step, mesh, frozen_shardings)
 
 
 def make_encode_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
@@ -162,15 +168,4 @@ def make_eval_features_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any)
     def features_step(trainable, frozen, frames, class_tokens, eos):
         return _view_scores(model, {**frozen, **trainable}, frames, class_tokens, eos)
 
-    replicated = mesh_lib.replicated(mesh)
-    return jax.jit(
-        features_step,
-        in_shardings=(
-            replicated,
-            frozen_shardings,
-            mesh_lib.batch_sharding(mesh),
-            replicated,
-            replicated,
-        ),
-        out_shardings=replicated,
-    )
+    return _jit_scores(features_step, mesh, frozen_shardings)

@@ -161,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     main_set = make_eval_set("main", dataset, parts.model_config, mesh)
     train_ctx = TrainContext(config, train_step, writer, checkpointer, total_steps, steps_per_epoch)
     state = train_loop(train_ctx, eval_ctx, main_set, state)
-    eval_sets = [main_set] + extra_eval_sets(config, parts.model_config, mesh)
+    eval_sets = [main_set] + extra_eval_sets(config, dataset, parts.model_config, mesh)
     step = int(state.step)
     results: dict[str, Any] = {
         "step": step,
@@ -231,7 +231,6 @@ def load_frozen_clip(
             config.clip_source,
             config.clip_source_settings,
             image_size=config.data.crop_size,
-            seed=config.seed,
             log=log,
         )
     if not path:
@@ -366,10 +365,18 @@ def make_eval_set(
 
 
 def extra_eval_sets(
-    config: ml_collections.ConfigDict, model_config: ml_collections.ConfigDict, mesh: Mesh
+    config: ml_collections.ConfigDict,
+    dataset: data_input.Dataset,
+    model_config: ml_collections.ConfigDict,
+    mesh: Mesh,
 ) -> list[EvalSet]:
-    """config.eval.extra: zero-shot / cross-dataset sets, each with its own class names."""
-    return [
+    """The few-shot validation set (eval.validation_per_class), then config.eval.extra:
+    zero-shot / cross-dataset sets, each with its own class names."""
+    sets = []
+    if dataset.validation_video_ids is not None:
+        validation = data_input.validation_dataset(dataset)
+        sets.append(make_eval_set("validation", validation, model_config, mesh))
+    return sets + [
         make_eval_set(name, data_input.prepare_eval_dataset(config, extra), model_config, mesh)
         for name, extra in config.eval.extra.items()
     ]
@@ -592,7 +599,7 @@ def cached_views(
         clip_config=cache.clip_config,
         dtype=cache.dtype,
         dataset=feature_cache_lib.dataset_fingerprint(
-            dataset.dataset_dir, dataset.eval_split, index, count
+            dataset.dataset_dir, dataset.eval_split, index, count, dataset.eval_video_ids
         ),
         options=options,
         multiview=multiview,
