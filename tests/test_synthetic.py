@@ -306,3 +306,32 @@ def test_provider_writes_when_missing_and_refuses_another_world(tmp_path, capsys
     with pytest.raises(ValueError, match=f"^{dataset_dir} holds a synthetic dataset of "
                                          "world_version 1, .*delete the folder"):  # fmt: skip
         world.provide_dataset(settings, dataset_dir=path, frame_size=24, num_frames=4)
+
+
+def test_concurrent_writers_leave_one_complete_dataset(tmp_path):
+    """Test processes share one dataset folder: writers racing on it leave exactly one complete
+    dataset (the first renamed into place), no scratch folder, and the same records as one writer
+    alone; a partial folder of an older writer is replaced, a different dataset is refused."""
+    import concurrent.futures
+
+    from motion_clip_jax.data import source
+
+    root = tmp_path / "shared"
+    root.mkdir()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(
+            lambda _: world.write_synthetic_dataset(str(root), num_train=16, num_test=8), range(3)
+        ))  # fmt: skip
+    assert len(set(paths)) == 1 and os.listdir(root) == ["synthetic_motion"]
+    alone = world.write_synthetic_dataset(str(tmp_path / "alone"), num_train=16, num_test=8)
+    for split in ("train", "test"):
+        assert source.read_split_index(paths[0], split) == source.read_split_index(alone, split)
+    assert sorted(os.listdir(paths[0])) == sorted(os.listdir(alone))
+
+    partial = tmp_path / "partial" / "synthetic_motion" / "1.0.0"
+    partial.mkdir(parents=True)
+    (partial / "synthetic_motion-train.tfrecord-00000-of-00004").write_bytes(b"half a shard")
+    written = world.write_synthetic_dataset(str(tmp_path / "partial"), num_train=16, num_test=8)
+    assert source.split_sizes(written) == {"train": 16, "test": 8}
+    with pytest.raises(ValueError, match="written with options"):
+        world.write_synthetic_dataset(str(root), num_train=24, num_test=8)

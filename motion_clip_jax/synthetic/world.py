@@ -396,6 +396,7 @@ def write_synthetic_dataset(
     start = time.time()
     final_dir = dataset_dir
     # tfds reads the name and version from the path: write <scratch>/<name>/<version>.
+    os.makedirs(root, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f".{name}-writing-", dir=root)
     dataset_dir = os.path.join(scratch, name, records.VERSION)
     os.makedirs(dataset_dir)
