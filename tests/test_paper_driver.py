@@ -110,12 +110,10 @@ SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most r
 ]
 
 
-# Every test of the synthetic root runs on one xdist worker (README: --dist loadgroup), so the
-# root is built once per suite, not once per worker.
-synthetic_group = pytest.mark.xdist_group("paper_synthetic")
-
-
-@pytest.fixture(scope="module")
+# Session-scoped: a module-scoped root is built again when an xdist worker runs another module's
+# tests in between. (Each worker that runs one of these tests still builds its own: pytest-xdist
+# 3.8's --dist loadgroup did not group them under pytest 9.2, checked 2026-12-02.)
+@pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("paper")
     outputs = {}
@@ -136,7 +134,6 @@ def results(workdir: str) -> dict:
         return json.load(f)
 
 
-@synthetic_group
 @pytest.mark.parametrize("name", [n for n, _ in SYNTHETIC if n != "table3"])
 def test_each_table_aggregates_its_runs(synthetic_root, name):
     """Every cell's mean and sample std are those of its runs' eval_results.json top-1."""
@@ -167,7 +164,6 @@ def test_each_table_aggregates_its_runs(synthetic_root, name):
         assert run["command"] in text
 
 
-@synthetic_group
 def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
     root, outputs = synthetic_root
     cells = outputs["table5"]["cells"]
@@ -183,7 +179,6 @@ def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
     assert open(lists[0]).read() != open(lists[1]).read()  # two draws, two video lists
 
 
-@synthetic_group
 def test_records_say_what_ran(synthetic_root):
     """eval_results.json and run_info.json name the variant, its switches and the trainable
     parameter count per module, counted again here from the model the config builds."""
@@ -207,7 +202,6 @@ def test_records_say_what_ran(synthetic_root):
         assert record["trainable_parameters"]["total"] > 0
 
 
-@synthetic_group
 def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthetic_root, capsys):
     root, outputs = synthetic_root
     full = os.path.join(root, "synthetic", "closed", "full")
@@ -225,7 +219,6 @@ def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthet
     assert os.path.getmtime(os.path.join(full, "eval_results.json")) == before
 
 
-@synthetic_group
 def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
     """--choose_lr: every rate of the grid trained on draw 0 of every k; per row, the rate of the
     best mean validation top-1 (read again here from the selection runs); every draw of the row
@@ -262,7 +255,6 @@ def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
                            for r in outputs["table5"]["runs"])  # fmt: skip
 
 
-@synthetic_group
 def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
     root, _ = synthetic_root
     other = [o.replace("num_steps=3", "num_steps=5") for o in tiny(str(root))]
@@ -274,7 +266,6 @@ def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
     assert "holds another experiment" in err and "train.num_steps: 3 -> 5" in err
 
 
-@synthetic_group
 def test_table3_counts_parameters_and_flops(synthetic_root):
     """Parameters: the model's own trees; trainable: 0 for CLIP and growing with the blocks."""
     _, outputs = synthetic_root
