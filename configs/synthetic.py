@@ -43,7 +43,7 @@ def get_config(arg: str = "closed,full"):
         c.data.few_shot_seed = draw
         c.seed = draw
         c.train.batch_size = 32
-        c.train.num_steps = few_shot.few_shot_steps(k, len(world.CLASS_NAMES), 32)
+        c.train.num_steps = few_shot.few_shot_steps(k, len(world.CLASS_NAMES), c.train.batch_size)
         c.train.checkpoint_every_steps = 100
         c.eval.validation_per_class = 25  # the world has 100 training videos per class
         c.eval.multiview = False  # clips hold T frames of the crop size: 12 views = the single one

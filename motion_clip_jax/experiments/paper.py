@@ -278,15 +278,15 @@ def write_table(
 ) -> None:
     table_cells = report.cells(table, runs, only, args.mcb_tokens_row)
     header = f"`{command_line(args)}`"
-    text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header)
     data = {"table": table.name, "title": table.title, "cells": table_cells,
             "runs": [dict(r.plan_entry(), command=report.shell_command(r))
                      for r in plan_lib.unique_runs(runs)]}  # fmt: skip
+    lr_text = ""
     if lr_choice is not None:
         per_class = ", ".join(map(str, lr_choice["validation_per_class"]))
         lr_text = choose_lr.markdown(lr_choice["rows"], lr_choice["grid"], per_class)
-        text = text.replace("\n## Runs\n", f"\n{lr_text}\n## Runs\n", 1)
         data["learning_rate_choice"] = lr_choice
+    text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header, lr_text)
     write_outputs(args, text, data)
     print(text)
 

@@ -121,8 +121,11 @@ def _cell_text(cell: dict) -> str:
     return text
 
 
-def markdown(table: Table, table_cells: list[dict], runs: Sequence[Run], header: str) -> str:
-    """The table in the paper's layout (rows x columns), then every run's command."""
+def markdown(
+    table: Table, table_cells: list[dict], runs: Sequence[Run], header: str, extra: str = ""
+) -> str:
+    """The table in the paper's layout (rows x columns), `extra` sections, then every run's
+    command."""
     columns = list(
         dict.fromkeys((c["column"], c["column_label"], c["metric"]) for c in table_cells)
     )
@@ -150,6 +153,8 @@ def markdown(table: Table, table_cells: list[dict], runs: Sequence[Run], header:
               "The number after the paper's is ours minus the paper's."]  # fmt: skip
     if table.note:
         lines += ["", table.note]
+    if extra:
+        lines += ["", extra.rstrip("\n")]
     lines += ["", "## Runs", ""]
     for run in runs:
         done = "done" if load(run) is not None else "not run"
