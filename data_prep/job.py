@@ -98,7 +98,14 @@ def _load_finished(dataset_dir: str, shard_file: str, key: str) -> dict | None:
             sidecar = json.load(f)
     except (OSError, ValueError):
         return None
-    return sidecar if sidecar.get("key") == key else None
+    if sidecar.get("key") != key:
+        return None
+    shard_path = os.path.join(dataset_dir, shard_file)
+    if os.path.getsize(shard_path) != sidecar.get("num_bytes"):
+        return None  # not the file the sidecar describes: write it again
+    if "sha256" not in sidecar:  # a sidecar of an older version
+        sidecar["sha256"] = manifest_lib.file_sha256(shard_path)
+    return sidecar
 
 
 def _clean_stale(dataset_dir: str, name: str, planned: set[str]) -> None:
@@ -135,81 +142,91 @@ def build_dataset(plan: layouts.DatasetPlan, out_dir: str, options: JobOptions) 
             "reasons in the plan)"
         )
     _clean_stale(dataset_dir, plan.name, {shard.filename for shard in shards})
-    features = records.video_features(plan.class_names)
-
-    sidecars, todo = {}, []  # sidecars: shard filename -> what went into the shard
-    for shard in shards:
-        finished = _load_finished(dataset_dir, shard.filename, shard.key)
-        if finished is not None:
-            sidecars[shard.filename] = finished
-        else:
-            todo.append(shard)
+    sidecars = _finished_sidecars(dataset_dir, shards)
+    todo = [shard for shard in shards if shard.filename not in sidecars]
     print(
         f"{plan.name}: {len(shards)} shards, {len(shards) - len(todo)} finished earlier "
         f"(skipped), {len(todo)} to write",
         file=sys.stderr,
     )
+    sidecars.update(_write_shards(plan, dataset_dir, todo, options))
+    return _finish(plan, dataset_dir, shards, sidecars, options, time.time() - start_time)
 
+
+def _finished_sidecars(dataset_dir: str, shards: list[_Shard]) -> dict[str, dict]:
+    """Shard filename -> sidecar, for the shards a previous run finished with the same key."""
+    sidecars = {}
+    for shard in shards:
+        finished = _load_finished(dataset_dir, shard.filename, shard.key)
+        if finished is not None:
+            sidecars[shard.filename] = finished
+    return sidecars
+
+
+def _write_shards(
+    plan: layouts.DatasetPlan, dataset_dir: str, todo: list[_Shard], options: JobOptions
+) -> dict[str, dict]:
+    """Decodes the videos of `todo` (in parallel) and writes each shard and its sidecar, in
+    order -> {shard filename: sidecar}."""
+    features = records.video_features(plan.class_names)
     tasks = [(item.path, options.decode) for shard in todo for item in shard.items]
     bar = _progress(len(tasks), options.progress and bool(tasks), plan.name)
     results = _results(tasks, options.workers)
+    sidecars = {}
     try:
         for shard in todo:
-            serialized, rows, skipped, partial, decoded_frames = [], [], [], [], 0
+            decoded = []
             for item in shard.items:
-                ok, value = next(results)
+                decoded.append((item, next(results)))
                 if bar is not None:
                     bar.update(1)
-                if not ok:
-                    skipped.append(
-                        {
-                            "split": item.split,
-                            "video_id": item.video_id,
-                            "path": item.path,
-                            "reason": value,
-                        }
-                    )
-                    continue
-                serialized.append(
-                    records.serialize_video(
-                        features,
-                        video_id=item.video_id,
-                        label=item.label,
-                        frames_jpeg=value.frames_jpeg,
-                        fps=value.fps,
-                    )
-                )
-                rows.append((item.video_id, item.label, len(value.frames_jpeg)))
-                decoded_frames += len(value.frames_jpeg)
-                if value.note:
-                    partial.append(
-                        {
-                            "split": item.split,
-                            "video_id": item.video_id,
-                            "path": item.path,
-                            "note": value.note,
-                        }
-                    )
-            shard_file = shard.filename
-            num_bytes = records.write_tfrecord(os.path.join(dataset_dir, shard_file), serialized)
-            sidecar = {
-                "key": shard.key,
-                "split": shard.split,
-                "rows": rows,
-                "skipped": skipped,
-                "partial": partial,
-                "num_bytes": num_bytes,
-            }
-            sidecar_path = _sidecar_path(dataset_dir, shard_file)
-            with open(sidecar_path + ".tmp", "w", encoding="utf-8") as f:
-                json.dump(sidecar, f)
-            os.replace(sidecar_path + ".tmp", sidecar_path)
+            serialized, sidecar = _shard_contents(shard, decoded, features)
+            _commit_shard(dataset_dir, shard.filename, serialized, sidecar)
             sidecars[shard.filename] = sidecar
     finally:
         results.close()
         if bar is not None:
             bar.close()
-    return _finish(plan, dataset_dir, shards, sidecars, options, time.time() - start_time)
+    return sidecars
+
+
+def _shard_contents(
+    shard: _Shard, decoded: list[tuple[layouts.VideoItem, tuple[bool, object]]], features
+) -> tuple[list[bytes], dict]:
+    """The serialised records of a shard's decoded videos, and its sidecar (rows, skipped and
+    partially stored videos; bytes and checksum are added when the file is written)."""
+    serialized, rows, skipped, partial = [], [], [], []
+    for item, (ok, value) in decoded:
+        where = {"split": item.split, "video_id": item.video_id, "path": item.path}
+        if not ok:
+            skipped.append({**where, "reason": value})
+            continue
+        serialized.append(
+            records.serialize_video(
+                features,
+                video_id=item.video_id,
+                label=item.label,
+                frames_jpeg=value.frames_jpeg,
+                fps=value.fps,
+            )
+        )
+        rows.append((item.video_id, item.label, len(value.frames_jpeg)))
+        if value.note:
+            partial.append({**where, "note": value.note})
+    sidecar = {"key": shard.key, "split": shard.split, "rows": rows, "skipped": skipped}
+    return serialized, {**sidecar, "partial": partial}
+
+
+def _commit_shard(dataset_dir: str, shard_file: str, serialized: list[bytes], sidecar: dict):
+    """Writes the shard (atomically), then its sidecar with the shard's size and sha256: a
+    sidecar exists only for a complete shard."""
+    path = os.path.join(dataset_dir, shard_file)
+    sidecar["num_bytes"] = records.write_tfrecord(path, serialized)
+    sidecar["sha256"] = manifest_lib.file_sha256(path)
+    sidecar_path = _sidecar_path(dataset_dir, shard_file)
+    with open(sidecar_path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    os.replace(sidecar_path + ".tmp", sidecar_path)
 
 
 def _finish(plan, dataset_dir, shards, sidecars, options, seconds) -> dict:
@@ -252,6 +269,16 @@ def _finish(plan, dataset_dir, shards, sidecars, options, seconds) -> dict:
         "class_names": plan.class_names,
         "raw_class_names": plan.raw_class_names,
         "splits": splits,
+        "shards": [
+            {
+                "file": shard.filename,
+                "split": shard.split,
+                "num_examples": len(sidecars[shard.filename]["rows"]),
+                "num_bytes": sidecars[shard.filename]["num_bytes"],
+                "sha256": sidecars[shard.filename]["sha256"],
+            }
+            for shard in shards
+        ],
         "skipped": skipped,
         "partial": partial,
         "unlisted_videos": plan.unlisted_videos,

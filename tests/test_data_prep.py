@@ -7,6 +7,7 @@ frames are compared with an independent decode of the source (PyAV -> RGB, PIL r
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -376,8 +377,7 @@ def test_frame_rate_cap_and_max_frames():
 
 
 def _shard_files(dataset_dir: str) -> dict[str, list]:
-    """Shard name -> its records as parsed tf.train.Example protos (a proto map's byte order may
-    differ between processes; its content may not)."""
+    """Shard name -> its records as parsed tf.train.Example protos."""
     return {
         name: [
             tf.train.Example.FromString(record.numpy())
@@ -386,6 +386,12 @@ def _shard_files(dataset_dir: str) -> dict[str, list]:
         for name in sorted(os.listdir(dataset_dir))
         if ".tfrecord-" in name
     }
+
+
+def _written_bytes(dataset_dir) -> dict[str, bytes]:
+    """The bytes of every shard and index file of a dataset folder, by name."""
+    names = [n for n in os.listdir(dataset_dir) if ".tfrecord-" in n or n.endswith(".index.tsv")]
+    return {n: open(os.path.join(dataset_dir, n), "rb").read() for n in sorted(names)}
 
 
 @pytest.fixture(scope="module")
@@ -430,9 +436,25 @@ def test_resume_after_killed_run(resume_videos, tmp_path, capsys):
         assert os.stat(dataset_dir / name).st_mtime_ns == mtime  # not rewritten
     assert not [n for n in os.listdir(dataset_dir) if ".tmp-" in n]
 
+    # Byte-identical to an uninterrupted run, and to another run of the same command in another
+    # process (a proto map's order is per process unless serialised deterministically).
     fresh = tmp_path / "fresh"
     run_prep(*args, "--out_dir", str(fresh))
-    assert _shard_files(str(dataset_dir)) == _shard_files(str(fresh / "resumable" / "1.0.0"))
+    again = tmp_path / "again"
+    subprocess.run(
+        [sys.executable, "tests/scripts/slow_data_prep.py", "0", *args, "--out_dir", str(again),
+         "--no_progress"],
+        env=env, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    written = _written_bytes(dataset_dir)
+    assert len([n for n in written if ".tfrecord-" in n]) == 9 and "train.index.tsv" in written
+    assert written == _written_bytes(fresh / "resumable" / "1.0.0")
+    assert written == _written_bytes(again / "resumable" / "1.0.0")
+    shards = manifest.read_manifest(str(dataset_dir))["shards"]
+    assert [s["file"] for s in shards] == sorted(n for n in written if ".tfrecord-" in n)
+    for shard in shards:
+        assert shard["sha256"] == hashlib.sha256(written[shard["file"]]).hexdigest()
+        assert shard["num_bytes"] == len(written[shard["file"]])
     resumed, clean = (
         manifest.read_manifest(str(d)) for d in (dataset_dir, fresh / "resumable" / "1.0.0")
     )

@@ -4,12 +4,14 @@
  "class_pairs": [[a, b], ...],   # optional: order-paired classes, reported as within-pair accuracy
  "splits": {split: {"num_examples", "num_shards", "num_bytes", "per_class": {name: n},
                     "frames": {"total", "min", "max", "mean"}}},
+ "shards": [{"file", "split", "num_examples", "num_bytes", "sha256"}],  # hex sha256 of each file
  "skipped": [{"split", "video_id", "path", "reason"}],   # not in the shards
  "partial": [{"split", "video_id", "path", "note"}]}     # in the shards, decoding stopped early
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -36,6 +38,15 @@ def summarize_split(
             "mean": round(sum(frames) / len(frames), 3) if frames else 0.0,
         },
     }
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_manifest(dataset_dir: str, manifest: dict[str, Any]) -> str:

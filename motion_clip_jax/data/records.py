@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_serializer
 
 VERSION = "1.0.0"
 FILE_FORMAT = "tfrecord"
@@ -51,13 +52,17 @@ def serialize_video(
     frames_jpeg: Sequence[bytes],
     fps: float,
 ) -> bytes:
-    """One record: the already JPEG-encoded frames are stored as they are (no re-encoding)."""
+    """One record: the already JPEG-encoded frames are stored as they are (no re-encoding).
+
+    Byte-identical for equal inputs in every process: a `tf.train.Example`'s feature map is
+    serialised in a per-process order unless asked for a deterministic one, which sorts it.
+    """
     if not frames_jpeg:
         raise ValueError(f"video {video_id!r}: no frames to store")
     names = features["label"].names
     if not 0 <= label < len(names):
         raise ValueError(f"video {video_id!r}: label {label} outside [0, {len(names)})")
-    return features.serialize_example(
+    encoded = features.encode_example(
         {
             "video": list(frames_jpeg),
             "label": label,
@@ -66,6 +71,8 @@ def serialize_video(
             "fps": float(fps),
         }
     )
+    serializer = example_serializer.ExampleSerializer(features.get_serialized_info())
+    return serializer.get_tf_example(encoded).SerializeToString(deterministic=True)
 
 
 def shard_filename(name: str, split: str, index: int, count: int) -> str:
