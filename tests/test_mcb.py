@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from motion_clip_jax.models.mcb import MultimodalCommunicationBlock
+from motion_clip_jax.models.mcb import MultimodalCommunicationBlock, plain_cross_attention
 
 B, K, N, D, HEADS, QKV = 2, 5, 7, 16, 4, 8
 
@@ -36,7 +36,7 @@ def np_cross_attention(queries, kv, p, key_bias=None):
 
 @functools.cache
 def block_and_params(keys="tokens"):
-    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys)
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys, projections=True)
     text, video, tokens = inputs()
     params = jax.jit(mcb.init)(jax.random.PRNGKey(0), text, video, tokens)["params"]
 
@@ -138,3 +138,37 @@ def test_sma_keys_are_tokens_or_pooled_video(keys):
         np.testing.assert_array_equal(text_out2, text_out)
     else:
         assert spread > 1e-3
+
+
+def np_plain_cross_attention(queries, kv, heads):
+    """queries + per head softmax(q k^T / sqrt(d)) k, q = queries, k = v = kv, d = D / heads."""
+    split = lambda x: x.reshape(*x.shape[:-1], heads, x.shape[-1] // heads)
+    q, k = split(queries), split(kv)
+    scores = np.einsum("bqhe,bkhe->bhqk", q, k) / np.sqrt(q.shape[-1])
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return queries + np.einsum("bhqk,bkhe->bqhe", weights, k).reshape(queries.shape)
+
+
+@pytest.mark.parametrize("keys", ["tokens", "pooled"])
+def test_projection_free_form_has_no_parameters_and_matches_numpy(keys):
+    """The default form (Table 3's size): the features attend to each other directly."""
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys)  # projections=False is the default
+    text, video, tokens = inputs()
+    variables = mcb.init(jax.random.PRNGKey(0), text, video, tokens)
+    assert jax.tree_util.tree_leaves(variables) == []
+    text_out, video_out = mcb.apply(variables, text, video, tokens)
+    text_b = np.broadcast_to(np.asarray(text), (B, K, D))
+    sma_keys = np.asarray(video)[:, None] if keys == "pooled" else np.asarray(tokens)
+    np.testing.assert_allclose(
+        text_out, np_plain_cross_attention(text_b, sma_keys, HEADS), rtol=1e-5, atol=1e-5
+    )
+    ref_video = np_plain_cross_attention(np.asarray(video)[:, None], text_b, HEADS)[:, 0]
+    np.testing.assert_allclose(video_out, ref_video, rtol=1e-5, atol=1e-5)
+    if keys == "pooled":  # one key: every class gets V itself added
+        np.testing.assert_allclose(
+            text_out, text_b + np.asarray(video)[:, None], rtol=1e-5, atol=1e-5
+        )
+    # Heads matter (the check can fail): one head over all D channels gives another V'.
+    one_head = plain_cross_attention(np.asarray(video)[:, None], text_b, 1)[:, 0]
+    assert np.abs(np.asarray(one_head) - np.asarray(video_out)).max() > 1e-3

@@ -172,12 +172,13 @@ def test_older_records_are_upgraded_to_what_ran():
     """run_info.json / exports written before mcb_keys and the variant check still load, with
     the keys they were trained with, and a contradicting variant label becomes "custom"."""
     old = model_spec.model_fields("full")
-    for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames"):
+    for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames", "mcb_projections"):
         del old[name]
     old["mcb_pooled_keys"] = False  # the old default: token keys
     new = model_spec.upgrade_record(old)
     model_spec.validate(new)
     assert new["mcb_keys"] == "tokens" and new["variant"] == "full"
+    assert new["mcb_projections"] is True  # every MCB before the field had projections
     assert model_spec.upgrade_record({**old, "mcb_pooled_keys": True})["mcb_keys"] == "pooled"
     mislabelled = model_spec.upgrade_record({**old, "variant": "baseline"})  # the old bug
     assert mislabelled["variant"] == "custom" and mislabelled["motion_stream"] is True

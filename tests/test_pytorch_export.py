@@ -41,12 +41,19 @@ MAX_RELATIVE_ERROR = 2e-5
 
 
 def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
-    """Parameter configs: every variant, and switches no named variant uses (CoOp prompts +
-    pooled SMA keys; motion stream alone, two blocks of MLP ratio 0.5, a quick-GELU adapter,
+    """Parameter configs: every variant (projection-free MCB, pooled keys), the projected MCB with
+    each kind of keys, and switches no named variant uses (CoOp prompts + token SMA keys; motion
+    stream alone, two blocks of MLP ratio 0.5, a quick-GELU adapter,
     T = 5 with s = 4, a 3-token phrase)."""
     models = {variant: config_lib.model_config(variant, **TINY) for variant in model_spec.VARIANTS}
     models["learned+token_keys"] = config_lib.model_config(
         "custom", prompts="learned", mcb_keys="tokens", **TINY
+    )
+    models["full+projected_mcb"] = config_lib.model_config(
+        "full", **TINY, mcb_projections=True, mmb_mlp_ratio=1.0
+    )
+    models["baseline_mcb+projected_token_keys"] = config_lib.model_config(
+        "baseline_mcb", **TINY, mcb_projections=True, mcb_keys="tokens"
     )
     models["motion_only+deep"] = config_lib.model_config(
         "custom",
@@ -201,8 +208,10 @@ def test_logits_match_jax_for_every_variant_and_context(parity):
     for name, error in results["errors"].items():
         print(f"  {name:<28} {error:.2e}")
     for name, logits in jax_logits.items():
-        # The check means something only if the logits differ between classes and videos.
-        assert np.ptp(logits) > 0.5, (name, logits)
+        # The check means something only if the logits differ between classes and videos. (The
+        # projection-free MCB with pooled keys adds V to every class, which pulls the cosines
+        # together: 0.33 for baseline_mcb here, still 1e5 x the largest error allowed.)
+        assert np.ptp(logits) > 0.2, (name, logits)
         assert results["errors"][name] < MAX_RELATIVE_ERROR, (name, results["errors"][name])
         assert results["ids_equal"][name], name
 

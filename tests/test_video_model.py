@@ -41,8 +41,15 @@ EXPECTED_MODULES = {
 
 
 def tiny_config(variant="full", **overrides):
+    # The projected MCB form: its parameter tree is what these tests inspect (the default,
+    # projection-free form has none; tests/test_mcb.py checks it against NumPy).
     base = dict(
-        clip_model="tiny", clip_overrides=TINY_CLIP, mmb_heads=4, mcb_heads=4, mcb_qkv_dim=32
+        clip_model="tiny",
+        clip_overrides=TINY_CLIP,
+        mmb_heads=4,
+        mcb_heads=4,
+        mcb_qkv_dim=32,
+        mcb_projections=True,
     )
     base.update(overrides)
     return config_lib.model_config(variant, **base)

@@ -87,6 +87,28 @@ def test_a_rerun_with_other_training_fields_is_refused(trained):
         trainer.train_and_evaluate(baseline, str(workdir))
 
 
+def test_a_workdir_of_the_earlier_model_sizes_is_refused_by_name(trained):
+    """A record written before `mcb_projections` existed (every MCB was projected) with MLP
+    ratio 1: today's defaults are another model, named; a config of those sizes resumes it."""
+    workdir = _copy(trained, "old_sizes")
+    recorded = _recorded(workdir)
+    del recorded["model"]["mcb_projections"]
+    recorded["model"]["mmb_mlp_ratio"] = 1.0
+    with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
+        json.dump(recorded, f)
+    today = trained["config"].copy_and_resolve_references()
+    today.model.mmb_mlp_ratio = 2.0
+    today.model.mcb_projections = False
+    with pytest.raises(workdir_lib.WorkdirConfigError) as info:
+        workdir_lib.check_config(today, str(workdir))
+    assert "model.mcb_projections: true -> false" in str(info.value)
+    assert "model.mmb_mlp_ratio: 1.0 -> 2.0" in str(info.value)
+    earlier = trained["config"].copy_and_resolve_references()
+    earlier.model.mmb_mlp_ratio = 1.0
+    earlier.model.mcb_projections = True
+    assert workdir_lib.check_config(earlier, str(workdir)) == []
+
+
 def test_evaluation_fields_may_change_and_each_start_is_recorded(trained):
     workdir = _copy(trained, "eval_change")
     before = _recorded(workdir)

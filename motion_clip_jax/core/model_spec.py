@@ -11,8 +11,10 @@ Every ablation of the paper (Fig. 3a, Tables 1, 4, 5) is a set of switches on th
 
 Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/config.py` wraps these
 defaults in a `ConfigDict`), the pure-PyTorch model and the export format all read this one
-definition. Default sizes (ViT-B/16, D = 512) give 4,293,696 trainable parameters; docs/model.md
-has the count per module and why these sizes.
+definition. Default sizes are the paper's Table 3 (ViT-B/16, D = 512: Baseline 2,106,368 = +2.1M,
+full 4,288,576 = +4.29M trainable, against the paper's +2.1M / +4.2M): streams of MLP ratio 2 and an
+MCB without projections. The earlier sizes (ratio 1, projected MCB of width 256: 4,293,696) are
+options. docs/model.md derives the sizes from Table 3 step by step.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "motion_step": 4,  # s: largest frame gap of a difference pair, 1 <= s <= T-1 (paper 4)
     "mmb_depth": 1,  # blocks per stream
     "mmb_heads": 8,  # attention heads per block (D must divide)
-    "mmb_mlp_ratio": 1.0,  # MLP hidden width = ratio * D
+    "mmb_mlp_ratio": 2.0,  # MLP hidden width = ratio * D (2: Table 3's +2.1M Baseline; was 1)
     # --- Text encoder: prompts (paper §3.3) ---
     "prompts": "motion_aware",  # handcrafted | learned (CoOp: shared ctx) | motion_aware (MAP)
     "n_ctx": 5,  # H: learned context vectors; must equal the token count of ctx_init
@@ -66,8 +68,13 @@ DEFAULTS: dict[str, Any] = {
     "share_prompt_prefix": True,
     # --- Multimodal Communication Block (paper §3.4) ---
     "mcb": True,  # SMA (text over the video) and SAA (V over text), cross-attention + residual
-    "mcb_heads": 8,  # heads of each cross-attention (mcb_qkv_dim must divide)
-    "mcb_qkv_dim": 256,  # query/key/value width of each cross-attention ("light-weight": D/2)
+    # Form of each cross-attention. False (Table 3's size): no parameters; queries, keys and
+    # values are the features themselves, split into mcb_heads heads of D / mcb_heads, scores
+    # scaled by 1 / sqrt(D / mcb_heads). True (our earlier form): pre-LN, q/k/v projections to
+    # mcb_qkv_dim and an output projection back to D (1,054,720 parameters at D = 512).
+    "mcb_projections": False,
+    "mcb_heads": 8,  # heads of each cross-attention (must divide D, or mcb_qkv_dim if projected)
+    "mcb_qkv_dim": 256,  # projected form only: query/key/value width ("light-weight": D/2)
     # SMA keys/values: pooled = V alone (the paper's Eq. 2 / §3.4); tokens = [S; M] (T + L tokens,
     # our extension). docs/model.md gives the reasoning.
     "mcb_keys": "pooled",
@@ -129,6 +136,8 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
 
     - `mcb_pooled_keys` (bool) became `mcb_keys`: True -> "pooled", False -> "tokens" (the old
       default, so an old model keeps the keys it was trained with).
+    - `mcb_projections` is absent from records written before the projection-free MCB became
+      the default: every such MCB had projections, so it becomes True (the model as trained).
     - Exact compute shortcuts added later (`share_prompt_prefix`, `image_chunk_frames`) take
       their defaults: they change no result.
     - Before the variant was checked, a record could name a variant its switches contradict; the
@@ -138,6 +147,7 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(fields)
     if "mcb_pooled_keys" in out and "mcb_keys" not in out:
         out["mcb_keys"] = "pooled" if out.pop("mcb_pooled_keys") else "tokens"
+    out.setdefault("mcb_projections", True)
     for name in ("share_prompt_prefix", "image_chunk_frames"):
         out.setdefault(name, DEFAULTS[name])
     if all(k in out for k in ("variant", *SWITCHES)) and variant_mismatch(out):
@@ -243,10 +253,17 @@ def validate(fields: Mapping[str, Any]) -> None:
     if c["mcb"]:
         if c["mcb_keys"] not in MCB_KEYS:
             bad("mcb_keys", f"must be one of {MCB_KEYS}")
+        if not isinstance(c["mcb_projections"], bool):
+            bad("mcb_projections", "must be True (projected q/k/v/o) or False (none)")
         if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
             bad("mcb_qkv_dim", "must be an int >= 1")
-        if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or c["mcb_qkv_dim"] % c["mcb_heads"]:
-            bad("mcb_heads", f"must divide mcb_qkv_dim = {c['mcb_qkv_dim']}")
+        width, width_name = (
+            (c["mcb_qkv_dim"], "mcb_qkv_dim")
+            if c["mcb_projections"]
+            else (dim, "the feature width D")
+        )
+        if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or width % c["mcb_heads"]:
+            bad("mcb_heads", f"must divide {width_name} = {width}")
     if not c["temperature"] > 0:
         bad("temperature", "tau must be > 0")
     if not 0 <= c["label_smoothing"] < 1:

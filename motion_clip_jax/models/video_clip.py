@@ -65,7 +65,7 @@ class VideoCLIP(nn.Module):
             )
         if c.mcb:
             self.mcb = MultimodalCommunicationBlock(
-                c.mcb_heads, c.mcb_qkv_dim, c.mcb_keys, dtype=dtype
+                c.mcb_heads, c.mcb_qkv_dim, c.mcb_keys, c.mcb_projections, dtype=dtype
             )
 
     def encode_frames(self, video: Array) -> Array:

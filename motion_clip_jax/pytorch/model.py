@@ -287,14 +287,35 @@ class CrossAttention(nn.Module):
         return queries + self.attn(self.ln_q(queries), self.ln_kv(keys_values))
 
 
+class PlainCrossAttention(nn.Module):
+    """q + softmax(q k^T / sqrt(d)) v per head, k = v = kv, heads of d = W / heads; no parameters."""
+
+    def __init__(self, heads: int):
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
+        def split(x):  # (N, S, W) -> (N, heads, S, W / heads)
+            return x.reshape(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+
+        kv = split(keys_values)
+        out = F.scaled_dot_product_attention(split(queries), kv, kv)
+        return queries + out.transpose(1, 2).reshape(queries.shape)
+
+
 class MultimodalCommunicationBlock(nn.Module):
-    """T' = T + SMA(T, [S; M] or V);  V' = V + SAA(V, T), both on the un-updated T and V."""
+    """T' = T + SMA(T, [S; M] or V);  V' = V + SAA(V, T), both on the un-updated T and V; each
+    attention projected (`mcb_projections`) or plain (models/mcb.py)."""
 
     def __init__(self, c: Mapping[str, Any], width: int):
         super().__init__()
         self.keys = c["mcb_keys"]
-        self.sma = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
-        self.saa = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
+        if c["mcb_projections"]:
+            self.sma = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
+            self.saa = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
+        else:
+            self.sma = PlainCrossAttention(c["mcb_heads"])
+            self.saa = PlainCrossAttention(c["mcb_heads"])
 
     def forward(self, text, video, video_tokens):
         if text.ndim == 2:  # prompts shared by all videos

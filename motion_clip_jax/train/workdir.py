@@ -13,7 +13,11 @@ checkpoint cadence, mesh, processes) may change. A difference is refused, every 
 listed, unless the config sets `allow_config_change=True`: then training resumes with the new
 values and both files record the change.
 
-Stdlib only: inference reads workdirs through `checkpoint_steps` without importing JAX.
+Stdlib only at import: inference reads workdirs through `checkpoint_steps` without importing JAX.
+A recorded model config is read in today's fields (`model_spec.upgrade_record`, NumPy only), so a
+record written before a field existed compares as the model it trained: a workdir of the earlier
+sizes (no `mcb_projections`: its MCB was projected) is refused by a start of today's defaults,
+naming `model.mmb_mlp_ratio` and `model.mcb_projections`, and resumed by a config of its sizes.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ def check_config(config: Any, workdir: str) -> list[str]:
             recorded = json.load(f)
         if not isinstance(recorded, dict):
             raise ValueError(f"holds a {type(recorded).__name__}, not a config")
+        if isinstance(recorded.get("model"), dict):
+            from motion_clip_jax.core import model_spec  # NumPy, not JAX: imported when needed
+
+            recorded["model"] = model_spec.upgrade_record(recorded["model"])
     except (OSError, ValueError) as e:
         raise WorkdirConfigError(f"{path}: not a readable config record ({e})") from None
     changes = training_changes(recorded, json.loads(config.to_json_best_effort()))
