@@ -16,6 +16,7 @@ import re
 import runpy
 import subprocess
 import sys
+import time
 import types
 import warnings
 
@@ -95,6 +96,12 @@ def _main_cases(tmp_path) -> list[tuple[list[str], list[str]]]:
     garbage_clip = _write(tmp_path / "garbage.msgpack")
     a_file = _write(tmp_path / "a_file", "x")
     workdir = f"--workdir={tmp_path / 'workdir'}"
+    locked = tmp_path / "locked"  # held by a live trainer on another host (heartbeat ahead)
+    _write(
+        locked / "trainer.lock",
+        json.dumps({"host": "gpu-host-7", "pid": 4242, "started": "2026-12-06T10:00:00+00:00",
+                    "heartbeat": time.time() + 3600, "token": "t", "process_start": ""}),
+    )  # fmt: skip
     tiny = f"--config={TINY}"
     no_random = "--config.allow_random_clip=False"
     return [
@@ -116,6 +123,10 @@ def _main_cases(tmp_path) -> list[tuple[list[str], list[str]]]:
         ([tiny, workdir, "extra"], ["unexpected", "extra"]),
         ([tiny], ["--workdir"]),
         ([tiny, f"--workdir={a_file}"], ["a_file"]),
+        (
+            [tiny, f"--workdir={locked}"],
+            ["in use by another trainer", "host gpu-host-7, pid 4242, started 2026-12-06"],
+        ),
         (
             [tiny, "--config.data.source=", "--config.data.dataset_dir=/nonexistent", workdir],
             ["/nonexistent"],

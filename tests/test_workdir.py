@@ -8,8 +8,10 @@ import glob
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -144,17 +146,23 @@ def _damage(workdir, step):
     open(path, "wb").write(bytes(data))
 
 
+def _main_args(workdir, dataset_dir, *overrides):
+    return [
+        f"--config={CONFIG}:{dataset_dir}",
+        f"--workdir={workdir}",
+        "--config.train.num_steps=6",
+        "--config.eval.single_view=False",
+        *overrides,
+    ]
+
+
 def _main(workdir, dataset_dir, *overrides):
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "motion_clip_jax.main",
-            f"--config={CONFIG}:{dataset_dir}",
-            f"--workdir={workdir}",
-            "--config.train.num_steps=6",
-            "--config.eval.single_view=False",
-            *overrides,
+            *_main_args(workdir, dataset_dir, *overrides),
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -163,13 +171,57 @@ def _main(workdir, dataset_dir, *overrides):
     )
 
 
+def test_a_second_trainer_on_the_workdir_is_refused_and_the_first_goes_on(trained):
+    """Two trainers at once on one workdir: the first holds the lock (paused right after taking
+    it), the second stops with one line naming the holder; the first then trains as if alone."""
+    expected = restore_train_state(trained["workdir"], 6)
+    dataset_dir = trained["config"].data.dataset_dir
+    workdir, go = trained["root"] / "two_trainers", trained["root"] / "two_trainers.go"
+    first = subprocess.Popen(
+        [sys.executable, "tests/scripts/pause_after_lock.py", str(go),
+         *_main_args(workdir, dataset_dir)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while not (workdir / "trainer.lock").exists() and first.poll() is None:
+            assert time.time() < deadline, "the first trainer never took the lock"
+            time.sleep(0.1)
+        second = _main(workdir, dataset_dir)
+    finally:
+        go.touch()
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error: ")]
+    assert second.returncode == 1 and len(errors) == 1, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    for part in ("in use by another trainer", f"host {socket.gethostname()}", f"pid {first.pid}"):
+        assert part in errors[0], (part, errors[0])
+    assert "started 20" in errors[0]
+    assert len(_history(workdir)) == 1  # the refused start recorded nothing
+    assert not (workdir / "trainer.lock").exists()  # released at the end
+    got = restore_train_state(workdir, 6)
+    assert set(got) == set(expected)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+
 def test_a_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_exactly(trained, capsys):
     expected = restore_train_state(trained["workdir"], 6)
     workdir = _copy(trained, "damaged")
     _damage(workdir, 6)
+    # Left behind by a trainer that was killed: its process is gone, so the lock is taken over.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = {"host": socket.gethostname(), "pid": gone.pid, "started": "2026-12-06T10:00:00+00:00",
+             "heartbeat": time.time(), "token": "killed", "process_start": ""}  # fmt: skip
+    (workdir / "trainer.lock").write_text(json.dumps(stale))
     dataset_dir = trained["config"].data.dataset_dir
     out = _main(workdir, dataset_dir)
     assert out.returncode == 0, out.stderr[-3000:]
+    took_over = [line for line in out.stdout.splitlines() if "took over" in line]
+    assert len(took_over) == 1 and f"pid {gone.pid}" in took_over[0], out.stdout[-3000:]
+    assert "is gone" in took_over[0]
     warnings = [line for line in out.stdout.splitlines() if "does not restore" in line]
     assert len(warnings) == 1 and "checkpoint 6" in warnings[0], out.stdout[-3000:]
     assert "Resumed from step 3" in out.stdout

@@ -30,7 +30,7 @@ from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
-from motion_clip_jax.train import data_input, preemption, providers
+from motion_clip_jax.train import data_input, preemption, providers, workdir_lock
 from motion_clip_jax.train import evaluate as evaluate_lib
 from motion_clip_jax.train import feature_cache as feature_cache_lib
 from motion_clip_jax.train import mesh as mesh_lib
@@ -144,8 +144,18 @@ def log(message: str) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains (resuming from the latest checkpoint in `workdir`), then evaluates. Returns results."""
-    workdir, writer = prepare_workdir(config, workdir)
+    """Trains (resuming from the latest checkpoint in `workdir`), then evaluates. Returns results.
+
+    The run holds the workdir's lock throughout (train/workdir_lock.py): a second trainer on the
+    same workdir is refused."""
+    validate_config(config)
+    workdir = os.path.abspath(workdir)
+    with workdir_lock.hold_for_run(workdir, log):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    writer = prepare_workdir(config, workdir)
     mesh = build_mesh(config)
     dataset = prepare_data(config, workdir)
     parts = build_model(config, workdir, dataset)
@@ -175,18 +185,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return results
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, MetricWriter]:
-    """Validates the config, checks it against the experiment the workdir already holds (see
-    train/workdir.py), records this start -> (abs workdir, writer)."""
-    validate_config(config)
-    workdir = os.path.abspath(workdir)
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> MetricWriter:
+    """Checks the config against the experiment the (absolute) workdir already holds (see
+    train/workdir.py), records this start -> the metric writer."""
     os.makedirs(workdir, exist_ok=True)
     changes = workdir_lib.check_config(config, workdir)
     if changes:
         log("allow_config_change: training on with changed fields:\n  " + "\n  ".join(changes))
     if jax.process_index() == 0:
         workdir_lib.record_start(config, workdir, changes)
-    return workdir, MetricWriter(workdir)
+    return MetricWriter(workdir)
 
 
 def build_mesh(config: ml_collections.ConfigDict) -> Mesh:
