@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from motion_clip_jax.pytorch import export
+from motion_clip_jax.train import checkpoint as checkpoint_lib
 from motion_clip_jax.train import trainer
 from motion_clip_jax.train import workdir as workdir_lib
 
@@ -232,17 +233,45 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_exactly
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key
 
-    # No checkpoint restores: one clear error, nothing moved.
+    # Every checkpoint damaged. Export (and predict, through the same restore) name the damaged
+    # checkpoint in one line.
     _damage(workdir, 3)
     _damage(workdir, 6)
-    out = _main(workdir, dataset_dir)
-    assert out.returncode != 0
-    assert "no checkpoint in" in out.stderr and "restores" in out.stderr, out.stderr[-3000:]
-    assert sorted(os.listdir(workdir / "checkpoints_damaged")) == ["6"]
-
-    # Export (and predict, through the same restore) name the damaged checkpoint in one line.
     capsys.readouterr()
     code = export.main(["--workdir", str(workdir), "--output", str(workdir / "model.pt")])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: checkpoint ") and "does not restore" in err, err
     assert len(err.strip().splitlines()) == 1 and "--step" in err
+
+    # A changed config is still refused, nothing moved.
+    out = _main(workdir, dataset_dir, "--config.optim.learning_rate=0.5")
+    assert out.returncode == 1 and "optim.learning_rate: 0.05 -> 0.5" in out.stderr, out.stderr
+    assert sorted(os.listdir(workdir / "checkpoints_damaged")) == ["6"]
+
+    # The same config: all moved aside, training starts again from step 0, in one line, and ends
+    # bitwise equal to the uninterrupted run.
+    out = _main(workdir, dataset_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = [line for line in out.stdout.splitlines() if "starts again from step 0" in line]
+    assert len(again) == 1 and "steps [3, 6]" in again[0], out.stdout[-3000:]
+    assert "Resumed" not in out.stdout and "Traceback" not in out.stderr
+    assert sorted(os.listdir(workdir / "checkpoints_damaged")) == ["3", "6", "6.1"]
+    got = restore_train_state(workdir, 6)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+
+def test_a_checkpoint_of_another_model_is_refused_before_reading(trained):
+    """Another adapter width with allow_config_change: the stored tree (orbax metadata) differs
+    from the one this config builds; the start stops naming a leaf, and nothing is moved."""
+    workdir = _copy(trained, "other_model")
+    config = trained["config"].copy_and_resolve_references()
+    config.model.adapter_reduction = 2
+    config.allow_config_change = True
+    with pytest.raises(checkpoint_lib.OtherModelError) as refused:
+        trainer.train_and_evaluate(config, str(workdir))
+    message = str(refused.value)
+    assert "checkpoint 6" in message and "another train state" in message, message
+    assert "other shape/dtype" in message and "--workdir" in message
+    assert not (workdir / "checkpoints_damaged").exists()
+    assert workdir_lib.checkpoint_steps(str(workdir)) == [3, 6]

@@ -3,7 +3,9 @@
 A checkpoint is written to a temporary directory and renamed when complete (orbax's commit), so a
 process killed mid-save leaves the previous checkpoint as the latest complete one. A complete
 checkpoint that does not restore (damaged files) is moved aside to `checkpoints_damaged/` (never
-deleted) and the newest one that restores is used (`restore_latest`).
+deleted) and the newest one that restores is used (`restore_latest`); when none restores, training
+starts again from step 0. A checkpoint of another model (its stored tree, read from orbax's
+metadata, differs from the expected one) is refused before anything is read or moved.
 """
 
 from __future__ import annotations
@@ -15,17 +17,52 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
 
-class CheckpointRestoreError(ValueError):
-    """No checkpoint of the workdir restores; names them and the first error."""
+class OtherModelError(ValueError):
+    """A checkpoint that holds another train state (leaf paths, shapes or dtypes) than this run's:
+    another model, not damage; nothing is moved."""
 
 
-def _is_structure_mismatch(error: Exception) -> bool:
-    return isinstance(error, ValueError) and "tree structures do not match" in str(error)
+def _leaf_name(entry: Any) -> str:
+    """One step of a pytree key path, as the same text for a dict key, attribute or index."""
+    for field in ("key", "name", "idx"):
+        if hasattr(entry, field):
+            return str(getattr(entry, field))
+    return str(entry)
+
+
+def leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """'a/b/0' -> (shape, dtype) of each leaf of a pytree of arrays or orbax array metadata."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        "/".join(_leaf_name(e) for e in path): (tuple(leaf.shape), str(np.dtype(leaf.dtype)))
+        for path, leaf in flat
+    }
+
+
+def tree_differences(stored: Any, expected: Any, limit: int = 3) -> list[str]:
+    """How a stored tree differs from the expected one: leaves missing, extra, or of another
+    shape / dtype (at most `limit` of each kind, with a count)."""
+    have, want = leaf_specs(stored), leaf_specs(expected)
+    kinds = {
+        "missing": sorted(set(want) - set(have)),
+        "not expected": sorted(set(have) - set(want)),
+        "other shape/dtype": [
+            f"{k} {have[k][0]} {have[k][1]} (expected {want[k][0]} {want[k][1]})"
+            for k in sorted(set(have) & set(want))
+            if have[k] != want[k]
+        ],
+    }
+    return [
+        f"{len(names)} leaves {kind}: {', '.join(names[:limit])}{', ...' if len(names) > limit else ''}"
+        for kind, names in kinds.items()
+        if names
+    ]
 
 
 def first_line(error: Exception, limit: int = 200) -> str:
@@ -65,6 +102,10 @@ class Checkpointer:
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
         self.manager = ocp.CheckpointManager(
             self.directory,
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "data": ocp.JsonCheckpointHandler(),
+            },
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=max_to_keep,
                 create=True,
@@ -89,40 +130,44 @@ class Checkpointer:
         self, abstract_state: Any, log: Callable[[str], None] = print
     ) -> tuple[int, Any, dict[str, Any]] | None:
         """The newest checkpoint that restores -> (step, state, data position); None if the
-        workdir has none. Newer ones that fail to restore are logged in one line each and moved
-        aside to `checkpoints_damaged/<step>` once an older one has restored (so a rerun
-        never trains from scratch silently); if none restores, CheckpointRestoreError and
-        nothing is moved. A checkpoint of another train state structure is an error at once."""
+        workdir has none, or none that restores.
+
+        Checkpoints that fail to restore are logged in one line each and moved aside to
+        `checkpoints_damaged/<step>` (never deleted): once an older one has restored, or, when
+        none restores, all of them, with one line saying that training starts again from step 0
+        (a rerun of a run killed at its first save heals instead of failing forever). A
+        checkpoint of another model (OtherModelError) stops the run at once, nothing moved."""
         quiet_read_noise()  # before the first read: the noise starts as soon as one fails
-        failed: list[tuple[int, Exception]] = []
+        failed: list[int] = []
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 state, position = self.restore(step, abstract_state)
-            except Exception as error:
-                if _is_structure_mismatch(error.__cause__ or error):
-                    raise
+            except OtherModelError:
+                raise
+            except Exception as error:  # damaged files: orbax and tensorstore raise many kinds
                 log(
                     f"WARNING: checkpoint {step} in {self.directory} does not restore "
                     f"({first_line(error)})"
                 )
-                failed.append((step, error))
+                failed.append(step)
                 continue
-            self._move_aside([s for s, _ in failed], log)
+            for moved_step, target in self._move_aside(failed):
+                log(f"moved damaged checkpoint {moved_step} to {target}")
             return step, state, position
         if failed:
-            steps = [s for s, _ in failed]
-            raise CheckpointRestoreError(
-                f"no checkpoint in {self.directory} restores (steps {steps}); the newest failed "
-                f"with {first_line(failed[0][1])}. Nothing was moved; use a new workdir or "
-                "remove the damaged steps."
+            self._move_aside(failed)
+            log(
+                f"no checkpoint in {self.directory} restores (steps {sorted(failed)}): moved "
+                f"them to {self.directory}_damaged/; training starts again from step 0"
             )
         return None
 
-    def _move_aside(self, steps: list[int], log: Callable[[str], None]) -> None:
-        """Moves damaged step directories to <workdir>/checkpoints_damaged/ (process 0)."""
+    def _move_aside(self, steps: list[int]) -> list[tuple[int, str]]:
+        """Moves damaged step directories to <workdir>/checkpoints_damaged/ (process 0)
+        -> [(step, where it went)]."""
         if not steps:
-            return
-        damaged = f"{self.directory}_damaged"
+            return []
+        damaged, moved = f"{self.directory}_damaged", []
         if jax.process_index() == 0:
             os.makedirs(damaged, exist_ok=True)
             for step in steps:
@@ -131,31 +176,36 @@ class Checkpointer:
                 while os.path.exists(target):
                     target, suffix = os.path.join(damaged, f"{step}.{suffix}"), suffix + 1
                 shutil.move(os.path.join(self.directory, str(step)), target)
-                log(f"moved damaged checkpoint {step} to {target}")
+                moved.append((step, target))
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("damaged checkpoints moved aside")
         self.manager.reload()
+        return moved
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-        """Restores onto `abstract_state`'s structure and shardings (any mesh shape)."""
+        """Restores onto `abstract_state`'s structure and shardings (any mesh shape).
+
+        The stored tree (orbax's metadata) is compared with `abstract_state` first: a checkpoint
+        of another model raises OtherModelError before any array is read."""
+        stored = self.manager.item_metadata(step)["state"]
+        if stored is None:
+            raise FileNotFoundError(f"checkpoint {step} in {self.directory}: no state metadata")
+        differences = tree_differences(stored, abstract_state)
+        if differences:
+            # E.g. a checkpoint of an older TrainState, or of a model with other sizes.
+            raise OtherModelError(
+                f"checkpoint {step} in {self.directory} holds another train state than this "
+                f"config and code build ({'; '.join(differences)}); use a new --workdir."
+            )
         target = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), abstract_state
         )
-        try:
-            restored = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
-                ),
-            )
-        except ValueError as e:
-            if "tree structures do not match" not in str(e):
-                raise
-            # E.g. a checkpoint of an older TrainState (it held an unused PRNG key).
-            raise ValueError(
-                f"checkpoint {step} in {self.directory} holds another train state structure "
-                f"than this code's; start a fresh workdir. ({first_line(e)})"
-            ) from e
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()
+            ),
+        )
         logging.info("Restored checkpoint %d from %s", step, self.directory)
         return restored["state"], restored["data"]
 
