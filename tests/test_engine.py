@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -52,9 +53,24 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match=r"optim.name"):
         validate_config(bad)
     bad.optim.name = "sgd"
+    bad.train.grad_accum_steps = 3
+    with pytest.raises(ValueError, match=r"grad_accum_steps=3.*divide train.batch_size=128"):
+        validate_config(bad)
+    bad.train.grad_accum_steps = 1
     bad.eval.extra.ucf = {"dataset_dir": "y", "split": "test"}
     with pytest.raises(ValueError, match=r"eval.extra.ucf.*class_names"):
         validate_config(bad)
+
+
+def test_micro_batches_take_rows_of_every_shard_and_name_a_bad_split():
+    from motion_clip_jax.train import mesh as mesh_lib
+    from motion_clip_jax.train.steps import split_micro_batches
+
+    mesh = mesh_lib.make_mesh(1, 1)
+    rows = jax.numpy.arange(12.0)
+    np.testing.assert_array_equal(split_micro_batches(rows, 3, mesh), rows.reshape(3, 4))
+    with pytest.raises(ValueError, match=r"grad_accum_steps=5 must divide the per-shard batch 12"):
+        split_micro_batches(rows, 5, mesh)
 
 
 def test_providers_are_named_and_their_settings_checked():

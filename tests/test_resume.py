@@ -4,6 +4,7 @@ run that was never interrupted."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,13 +15,15 @@ import time
 import numpy as np
 import pytest
 
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
+
 from .conftest import REPO_ROOT, restore_train_state
 
 CONFIG = "tests/configs/tiny_synthetic.py"
 NUM_STEPS = 30  # checkpoints every 3 steps
 
 
-def main_command(workdir, dataset_dir, kill_during_save=None):
+def main_command(workdir, dataset_dir, kill_during_save=None, overrides=()):
     """The trainer's command line; with kill_during_save=STEP, a wrapper that SIGKILLs itself
     while the checkpoint of STEP is being written (tests/scripts/kill_during_save.py)."""
     if kill_during_save is None:
@@ -33,12 +36,13 @@ def main_command(workdir, dataset_dir, kill_during_save=None):
         f"--workdir={workdir}",
         "--config.eval.single_view=False",
         f"--config.train.num_steps={NUM_STEPS}",
+        *overrides,
     ]
 
 
-def run(workdir, dataset_dir, kill_during_save=None, timeout=600):
+def run(workdir, dataset_dir, kill_during_save=None, timeout=600, overrides=()):
     return subprocess.run(
-        main_command(workdir, dataset_dir, kill_during_save),
+        main_command(workdir, dataset_dir, kill_during_save, overrides),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -122,5 +126,36 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"Resumed from step {stopped}" in out.stdout
     got, _ = final_params(preempted)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+
+@pytest.mark.slow
+def test_resume_with_gradient_accumulation_is_bitwise_exact(tmp_path):
+    """2 micro-batches per step: killed while saving step 6, resumed, the step-12 state equals an
+    uninterrupted run's bitwise; config.json, run_info.json and the log state N and its size."""
+    dataset_dir = DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
+    overrides = ("--config.train.grad_accum_steps=2", "--config.train.num_steps=12")
+    reference = tmp_path / "uninterrupted"
+    out = run(reference, dataset_dir, overrides=overrides)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "global batch 8, 2 micro-batches of 4" in out.stdout
+    assert re.search(r"step 12/12: loss .* steps/s, 2 micro-batches of 4", out.stdout)
+    with open(reference / "config.json") as f:
+        assert json.load(f)["train"]["grad_accum_steps"] == 2
+    with open(reference / "run_info.json") as f:
+        record = json.load(f)["train_batch"]
+    assert record == {"batch_size": 8, "grad_accum_steps": 2, "micro_batch_size": 4}
+    expected, _ = final_params(reference, 12)
+
+    workdir = tmp_path / "interrupted"
+    out = run(workdir, dataset_dir, kill_during_save=6, overrides=overrides)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
+    assert complete_steps(workdir)[-1] == 3
+    out = run(workdir, dataset_dir, overrides=overrides)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Resumed from step 3" in out.stdout
+    got, step = final_params(workdir, 12)
+    assert step == 12 and set(got) == set(expected)
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key

@@ -22,8 +22,8 @@ def cosine_logits(video: Array, text: Array, temperature: float) -> Array:
     return jnp.einsum("bd,bkd->bk", v, t) / temperature
 
 
-def softmax_cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) -> Array:
-    """Mean cross-entropy of (B, K) logits against int labels (B,), with smoothed one-hot targets.
+def per_clip_cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) -> Array:
+    """(B,) cross-entropy of (B, K) logits against int labels (B,), with smoothed one-hot targets.
 
     Smoothing eps puts 1 - eps + eps / K on the label and eps / K elsewhere (optax convention).
     """
@@ -31,4 +31,9 @@ def softmax_cross_entropy(logits: Array, labels: Array, label_smoothing: float =
     targets = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     if label_smoothing:
         targets = optax.smooth_labels(targets, label_smoothing)
-    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+def softmax_cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) -> Array:
+    """Mean over the batch of `per_clip_cross_entropy`."""
+    return per_clip_cross_entropy(logits, labels, label_smoothing).mean()

@@ -57,6 +57,11 @@ def base_config() -> ml_collections.ConfigDict:
     # --- Training ---
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 128  # global batch (all processes); paper closed-set 128
+    # > 1: each step runs the batch as this many micro-batches (forward + backward of
+    # batch_size / N clips at a time, gradients summed) and applies one update with the whole
+    # batch's gradient: the paper's batch on less device memory (docs/training.md). Must divide
+    # the per-shard batch (batch_size / mesh data size). May change on resume, like the mesh.
+    c.train.grad_accum_steps = 1
     c.train.num_epochs = 30.0  # converted to steps with the train split's size
     c.train.num_steps = -1  # > 0: overrides num_epochs
     c.train.log_every_steps = 20
@@ -149,6 +154,12 @@ def validate_config(config: ml_collections.ConfigDict, check_files: bool = True)
     t = config.train
     if t.batch_size < 1:
         bad("train.batch_size", t.batch_size, "must be >= 1")
+    if t.grad_accum_steps < 1 or t.batch_size % t.grad_accum_steps:
+        bad(
+            "train.grad_accum_steps",
+            t.grad_accum_steps,
+            f"must be >= 1 and divide train.batch_size={t.batch_size}",
+        )
     if t.num_steps <= 0 and not t.num_epochs > 0:
         bad("train.num_epochs", t.num_epochs, "must be > 0 when train.num_steps <= 0")
     for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):

@@ -207,10 +207,12 @@ def train_iterator(
     )
     for batch in batches:
         # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
-        # False; the jitted step wants fixed shapes, so the slot is refilled from the same batch.
-        if not batch["mask"].all():
+        # False; the jitted step wants fixed shapes, so the slot is refilled from the same batch
+        # and its mask stays False: the step leaves it out of the loss (a mean over valid clips).
+        mask = batch["mask"]
+        if not mask.all():
             batch = _drop_masked(batch)
-        yield {"video": batch["video"], "label": batch["label"]}
+        yield {"video": batch["video"], "label": batch["label"], "mask": mask}
 
 
 def _drop_masked(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

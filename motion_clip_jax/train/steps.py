@@ -13,10 +13,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from motion_clip_jax.core import video as video_spec
-from motion_clip_jax.models.video_clip import VideoCLIP, loss_from_features
+from motion_clip_jax.models.losses import per_clip_cross_entropy
+from motion_clip_jax.models.params import merge_params
+from motion_clip_jax.models.video_clip import VideoCLIP
 from motion_clip_jax.train import mesh as mesh_lib
 
 Array = jax.Array
@@ -46,6 +49,49 @@ def _frames(model: VideoCLIP, frozen: Any, video: Array) -> Array:
     return model.apply({"params": frozen}, video, method=VideoCLIP.encode_frames)
 
 
+def _clip_sums(
+    model: VideoCLIP,
+    trainable: Any,
+    frozen: Any,
+    batch: dict,
+    class_tokens: Array,
+    eos: Array,
+    count: Array,
+) -> tuple[Array, Array]:
+    """(sum of the batch's per-clip losses / count, number of correctly classified clips).
+
+    Every clip weighs `batch['weight']` (1.0, or 0.0 for a slot that holds no clip of its own), so
+    the sums of micro-batches add up to those of the whole batch exactly.
+    """
+    logits = model.apply(
+        {"params": merge_params(trainable, frozen)},
+        batch["frames"],
+        class_tokens,
+        eos,
+        method=VideoCLIP.logits_from_features,
+    )
+    per_clip = per_clip_cross_entropy(logits, batch["label"], model.config.label_smoothing)
+    correct = jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * batch["weight"])
+    return jnp.sum(per_clip * batch["weight"]) / count, correct
+
+
+def split_micro_batches(x: Array, num_micro: int, mesh: Mesh) -> Array:
+    """(B, ...) split over `data` -> (N, B / N, ...): micro-batch j takes rows j*m .. (j+1)*m - 1
+    of every data shard (m = B / (N * data)), so no clip leaves its device."""
+    data = mesh.shape[mesh_lib.DATA]
+    per_shard = x.shape[0] // data
+    if x.shape[0] % data or per_shard % num_micro:
+        raise ValueError(
+            f"config.train.grad_accum_steps={num_micro} must divide the per-shard batch "
+            f"{x.shape[0] / data:g} (global batch {x.shape[0]} over the data axis {data})"
+        )
+    m = per_shard // num_micro
+    x = x.reshape(data, num_micro, m, *x.shape[1:]).swapaxes(0, 1)
+    x = x.reshape(num_micro, data * m, *x.shape[3:])
+    spec = P(None, mesh_lib.DATA, *([None] * (x.ndim - 2)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
 def make_train_step(
     model: VideoCLIP,
     tx: optax.GradientTransformation,
@@ -53,26 +99,50 @@ def make_train_step(
     mesh: Mesh,
     state_shardings: Any,
     frozen_shardings: Any,
+    grad_accum_steps: int = 1,
 ) -> Callable:
     """jit(train_step)(state, frozen, batch, class_tokens, eos) -> (state, metrics).
 
-    `batch`: {'video': (B, T, H, W, 3) float32, 'label': (B,) int32}, B split over `data`.
+    `batch`: {'video': (B, T, H, W, 3) uint8 or float32, 'label': (B,) int32, optional 'mask':
+    (B,) bool (False: a refilled slot, left out of the loss and the metrics)}, B split over
+    `data`. The loss is the sum of per-clip losses over the valid count. With grad_accum_steps
+    N > 1 the batch runs as N micro-batches in a `lax.scan` (image tower, forward and backward of
+    B / N clips at a time); their gradients add up to the whole batch's and one update follows.
     """
 
+    def micro_sums(trainable, frozen, micro, class_tokens, eos, count):
+        micro = {
+            "frames": _frames(model, frozen, micro["video"]),
+            "label": micro["label"],
+            "weight": micro["weight"],
+        }
+        grad_fn = jax.value_and_grad(_clip_sums, argnums=1, has_aux=True)
+        return grad_fn(model, trainable, frozen, micro, class_tokens, eos, count)
+
     def train_step(state: TrainState, frozen: Any, batch: dict, class_tokens: Array, eos: Array):
-        frames = _frames(model, frozen, batch["video"])
+        weight = batch.get("mask", jnp.ones(batch["label"].shape, bool)).astype(jnp.float32)
+        batch = {"video": batch["video"], "label": batch["label"], "weight": weight}
+        count = jnp.maximum(weight.sum(), 1.0)
+        args = (state.trainable, frozen)
+        if grad_accum_steps == 1:
+            (loss, correct), grads = micro_sums(*args, batch, class_tokens, eos, count)
+        else:
+            micro = {k: split_micro_batches(v, grad_accum_steps, mesh) for k, v in batch.items()}
 
-        def loss_fn(trainable):
-            return loss_from_features(
-                model, trainable, frozen, frames, class_tokens, eos, batch["label"]
-            )
+            def body(carry, one):
+                (loss, correct), grads = micro_sums(*args, one, class_tokens, eos, count)
+                (loss_sum, correct_sum), grad_sum = carry
+                total = (loss_sum + loss, correct_sum + correct)
+                return (total, jax.tree_util.tree_map(jnp.add, grad_sum, grads)), None
 
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.trainable)
+            zeros = jax.tree_util.tree_map(jnp.zeros_like, state.trainable)
+            init = ((jnp.zeros(()), jnp.zeros(())), zeros)
+            ((loss, correct), grads), _ = jax.lax.scan(body, init, micro)
         updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
         trainable = optax.apply_updates(state.trainable, updates)
         metrics = {
             "loss": loss,
-            "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+            "accuracy": correct / count,
             "grad_norm": optax.tree.norm(grads),
             "learning_rate": schedule(state.step),
         }
@@ -80,10 +150,7 @@ def make_train_step(
         return new_state, metrics
 
     replicated = mesh_lib.replicated(mesh)
-    batch_sharding = {
-        "video": mesh_lib.batch_sharding(mesh),
-        "label": mesh_lib.batch_sharding(mesh),
-    }
+    batch_sharding = mesh_lib.batch_sharding(mesh)  # every leaf of the batch dict
     return jax.jit(
         train_step,
         in_shardings=(state_shardings, frozen_shardings, batch_sharding, replicated, replicated),

@@ -165,7 +165,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     checkpointer = checkpoint_lib.Checkpointer(workdir, config.train.keep_checkpoints)
     state = restore(checkpointer, placed.state, config)
     train_step = steps_lib.make_train_step(
-        parts.module, tx, schedule, mesh, placed.state_shardings, placed.frozen_shardings
+        parts.module,
+        tx,
+        schedule,
+        mesh,
+        placed.state_shardings,
+        placed.frozen_shardings,
+        config.train.grad_accum_steps,
     )
     eval_ctx = make_eval_context(config, parts, placed, mesh)
     main_set = make_eval_set("main", dataset, parts.model_config, mesh)
@@ -212,6 +218,13 @@ def build_mesh(config: ml_collections.ConfigDict) -> Mesh:
                 f"config.{field}={size} must divide over the data axis ({mesh.shape['data']}) "
                 f"and the processes ({num_processes})"
             )
+    per_shard, micro = config.train.batch_size // mesh.shape["data"], config.train.grad_accum_steps
+    if per_shard % micro:
+        raise ValueError(
+            f"config.train.grad_accum_steps={micro} must divide the per-shard batch {per_shard} "
+            f"(config.train.batch_size={config.train.batch_size} over the data axis "
+            f"{mesh.shape['data']})"
+        )
     return mesh
 
 
@@ -275,10 +288,21 @@ def build_model(
             "dataset_dir": dataset.dataset_dir,
             "crop_size": config.data.crop_size,
             "seed": config.seed,
+            "train_batch": batch_record(config),
         }
         with open(os.path.join(workdir, "run_info.json"), "w") as f:
             json.dump(run_info, f, indent=1)
     return ModelParts(module, model_config, trainable, frozen)
+
+
+def batch_record(config: ml_collections.ConfigDict) -> dict[str, int]:
+    """The global batch, how many micro-batches each step runs it as, and their size."""
+    n = config.train.grad_accum_steps
+    return {
+        "batch_size": config.train.batch_size,
+        "grad_accum_steps": n,
+        "micro_batch_size": config.train.batch_size // n,
+    }
 
 
 def model_record(parts: ModelParts) -> dict[str, Any]:
@@ -409,7 +433,7 @@ def train_loop(
     )
     log(
         f"Training steps {start_step} -> {ctx.total_steps} ({ctx.steps_per_epoch} steps/epoch, "
-        f"global batch {config.train.batch_size})"
+        f"global batch {config.train.batch_size}{micro_batches_text(config)})"
     )
     with preemption.SigtermFlag() as sigterm:
         return run_steps(ctx, eval_ctx, main, state, train_iter, report, sigterm)
@@ -495,8 +519,16 @@ def log_window(ctx: TrainContext, done: int, window: list[dict], elapsed: float)
     log(
         f"step {done}/{ctx.total_steps}: loss {scalars['loss']:.4f}, "
         f"acc {scalars['accuracy']:.3f}, lr {scalars['learning_rate']:.2e}, "
-        f"{scalars['steps_per_second']:.2f} steps/s"
+        f"{scalars['steps_per_second']:.2f} steps/s{micro_batches_text(ctx.config)}"
     )
+
+
+def micro_batches_text(config: ml_collections.ConfigDict) -> str:
+    """', N micro-batches of M' for the log lines when gradients are accumulated."""
+    record = batch_record(config)
+    if record["grad_accum_steps"] == 1:
+        return ""
+    return f", {record['grad_accum_steps']} micro-batches of {record['micro_batch_size']}"
 
 
 def evaluate_all(

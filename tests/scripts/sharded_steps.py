@@ -1,8 +1,10 @@
-"""Runs a few train steps of a tiny model on each given mesh and optimizer; saves losses + params
-(npz, one file per <optimizer>_<data>x<model>).
+"""Runs a few train steps of a tiny model on each given mesh and optimizer; saves losses and the
+final train state (npz, one file per <optimizer>_<data>x<model>[_accum<N>]).
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scripts/sharded_steps.py \
-      --meshes 1x1,4x2 --optimizers sgd,adamw --out runs
+      --meshes 1x1,4x2,4x2/2 --optimizers sgd,adamw --out runs
+
+A mesh `DxM/N` runs each step's batch as N micro-batches (config.train.grad_accum_steps).
 """
 
 import argparse
@@ -28,19 +30,34 @@ def main():
     parser.add_argument("--meshes", default="1x1,4x2", help="data x model sizes")
     parser.add_argument("--optimizers", default="sgd", help="sgd and/or adamw")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="global batch")
     parser.add_argument("--out", required=True, help="directory for <data>x<model>.npz")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    parts = init_video_clip(tiny_model_config(), rng=0)  # once: every run starts from these
     for name in args.optimizers.split(","):
         for spec in args.meshes.split(","):
-            data, model = (int(x) for x in spec.split("x"))
-            run(data, model, name, args.steps, os.path.join(args.out, f"{name}_{spec}.npz"))
+            shape, _, accum = spec.partition("/")
+            data, model = (int(x) for x in shape.split("x"))
+            tag = f"{name}_{shape}" + (f"_accum{accum}" if accum else "")
+            out = os.path.join(args.out, f"{tag}.npz")
+            run(data, model, name, args.steps, out, args.batch, int(accum or 1), parts)
 
 
-def run(data: int, model_size: int, optimizer: str, num_steps: int, out: str):
+def run(
+    data: int,
+    model_size: int,
+    optimizer: str,
+    num_steps: int,
+    out: str,
+    batch_size: int = 8,
+    grad_accum_steps: int = 1,
+    parts: tuple | None = None,
+):
     mesh = mesh_lib.make_mesh(data, model_size, jax.devices()[: data * model_size])
     config = tiny_model_config()
-    model, trainable, frozen = init_video_clip(config, rng=0)
+    model, trainable, frozen = parts or init_video_clip(config, rng=0)
+    trainable = jax.tree_util.tree_map(np.array, trainable)  # a host copy: the step donates it
     optim = ml_collections.ConfigDict(
         dict(
             name=optimizer,
@@ -69,14 +86,14 @@ def run(data: int, model_size: int, optimizer: str, num_steps: int, out: str):
         replicated,
     )
     step_fn = steps_lib.make_train_step(
-        model, tx, schedule, mesh, state_shardings, frozen_shardings
+        model, tx, schedule, mesh, state_shardings, frozen_shardings, grad_accum_steps
     )
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(num_steps):
         batch = {
-            "video": rng.standard_normal((8, 4, 32, 32, 3), dtype=np.float32),
-            "label": rng.integers(0, 4, 8).astype(np.int32),
+            "video": rng.standard_normal((batch_size, 4, 32, 32, 3), dtype=np.float32),
+            "label": rng.integers(0, 4, batch_size).astype(np.int32),
         }
         batch = {k: jax.device_put(v, mesh_lib.batch_sharding(mesh)) for k, v in batch.items()}
         state, metrics = step_fn(state, frozen, batch, ids, eos)
@@ -85,13 +102,15 @@ def run(data: int, model_size: int, optimizer: str, num_steps: int, out: str):
         jax.tree_util.keystr(p): np.asarray(x)
         for p, x in jax.tree_util.tree_leaves_with_path(state.trainable)
     }
+    opt_leaves = jax.tree_util.tree_leaves_with_path(state.opt_state)
+    flat.update({f"opt{jax.tree_util.keystr(p)}": np.asarray(x) for p, x in opt_leaves})
     sharded = any(
         len(x.sharding.device_set) > 1 and not x.sharding.is_fully_replicated
         for x in jax.tree_util.tree_leaves(frozen)
     )
     np.savez(out, losses=np.asarray(losses), sharded=sharded, **flat)
     print(
-        f"{optimizer} mesh {data}x{model_size}: losses {losses}, frozen sharded over model axis: "
+        f"{optimizer} mesh {data}x{model_size}, {grad_accum_steps} micro-batch(es): losses {losses}, frozen sharded over model axis: "
         f"{sharded}"
     )
 
