@@ -201,6 +201,10 @@ def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
         assert saved[view]["top1"] == results[view]["top1"]
         assert set(saved[view]["pair_accuracy"]) == {"0-1", "2-3", "4-5", "6-7", "mean"}
         assert (workdir / f"confusion_main_{view.split('/')[1]}.png").stat().st_size > 1000
+    multiview = saved["main/multiview"]  # both aggregations, named; top1 is the paper's
+    assert multiview["top1"] == multiview["mean_over_views"]["top1"]
+    assert len(multiview["mean_over_views"]["per_view_top1"]) == multiview["num_views"] == 12
+    assert 0 <= multiview["summed_scores"]["top1"] <= 1
     for split in (1, 2):
         other = saved[f"other_split{split}/single_view"]
         assert other["num_videos"] == 16

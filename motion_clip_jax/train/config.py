@@ -85,7 +85,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 16  # global, videos per eval step
     c.eval.single_view = True  # centre frames of T segments, centre crop
-    c.eval.multiview = True  # 4 segment samplings x 3 crops, softmax scores summed (paper §4.1)
+    c.eval.multiview = True  # 4 segment samplings x 3 crops; mean of the views' accuracies (paper §4.1) and summed scores
     c.eval.confusion_png = True  # write confusion_<name>.png beside eval_results.json
     # > 0 with data.few_shot_k: also evaluate this many training videos per class that the draw
     # left out (few_shot.draw_validation: the same for every k of a seed), as the set

@@ -1,4 +1,11 @@
-"""Evaluation metrics over a whole split: top-1, top-5, per-class accuracy, confusion matrix."""
+"""Evaluation metrics over a whole split: top-1, top-5, per-class accuracy, confusion matrix.
+
+Multi-view (V views per video, paper §4.1) is aggregated two ways, both recorded by name:
+  mean_over_views  the paper's words, "the average Top-1 and Top-5 accuracy of all views": each
+                   view's top-1/top-5 over the split, averaged over the V views;
+  summed_scores    X-CLIP's practice: one prediction per video from the per-view softmax
+                   probabilities summed over the views.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,39 @@ def classification_metrics(
         },
         "confusion_matrix": confusion.tolist(),
     }
+
+
+def multiview_metrics(
+    probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """probs (N, V, K) per-view softmax probabilities, labels (N,) -> metrics of both aggregations.
+
+    `top1`/`top5` are the paper's (`mean_over_views`, also given per view); the one-prediction-
+    per-video metrics (per-class accuracy, confusion matrix, mean class accuracy) and the
+    `summed_scores` block come from the summed probabilities (module docstring).
+    """
+    if probs.ndim != 3:
+        raise ValueError(f"multi-view scores must be (N, V, K), got {probs.shape}")
+    metrics = classification_metrics(probs.sum(axis=1), labels, class_names)
+    summed = {"top1": metrics["top1"], "top5": metrics["top5"]}
+    per_view = [
+        classification_metrics(probs[:, v], labels, class_names) for v in range(probs.shape[1])
+    ]
+    mean = {
+        "top1": float(np.mean([m["top1"] for m in per_view])),
+        "top5": float(np.mean([m["top5"] for m in per_view])),
+        "per_view_top1": [m["top1"] for m in per_view],
+        "per_view_top5": [m["top5"] for m in per_view],
+    }
+    metrics.update(
+        top1=mean["top1"],
+        top5=mean["top5"],
+        num_views=int(probs.shape[1]),
+        mean_over_views=mean,
+        summed_scores={**summed, "mean_class_accuracy": metrics["mean_class_accuracy"]},
+        aggregation="top1/top5: mean_over_views (paper §4.1); per-class, confusion: summed_scores",
+    )
+    return metrics
 
 
 def pair_accuracy(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[tuple[int, int]]) -> dict:

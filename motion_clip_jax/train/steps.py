@@ -169,8 +169,8 @@ def _view_features(model: VideoCLIP, frozen: Any, video: Array) -> Array:
 def _view_scores(
     model: VideoCLIP, params: Any, frames: Array, class_tokens: Array, eos: Array
 ) -> Array:
-    """(B, T, D) or (B, V, T, D) frame features -> (B, K): the softmax probabilities, summed over
-    the V views (multi-view)."""
+    """(B, T, D) frame features -> (B, K) softmax probabilities; (B, V, T, D) (multi-view) ->
+    (B, V, K), each view's own: the host aggregates them both ways (train/evaluate.py)."""
     b = frames.shape[0]
     logits = model.apply(
         {"params": params},
@@ -180,7 +180,7 @@ def _view_scores(
         method=VideoCLIP.logits_from_features,
     )
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    return probs.reshape(b, -1, probs.shape[-1]).sum(axis=1)
+    return probs.reshape(b, -1, probs.shape[-1]) if frames.ndim == 4 else probs
 
 
 def _jit_scores(step: Callable, mesh: Mesh, frozen_shardings: Any) -> Callable:
@@ -201,10 +201,10 @@ def _jit_scores(step: Callable, mesh: Mesh, frozen_shardings: Any) -> Callable:
 
 
 def make_eval_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
-    """jit(eval_step)(trainable, frozen, video, class_tokens, eos) -> (B, K) class scores.
+    """jit(eval_step)(trainable, frozen, video, class_tokens, eos) -> class scores.
 
-    `video` is (B, T, H, W, 3) (single view: scores are softmax probabilities) or
-    (B, V, T, H, W, 3) (multi-view: per-view softmax probabilities summed over the V views).
+    `video` is (B, T, H, W, 3) (single view: (B, K) softmax probabilities) or (B, V, T, H, W, 3)
+    (multi-view: (B, V, K), each view's softmax probabilities).
     """
 
     def eval_step(trainable: Any, frozen: Any, video: Array, class_tokens: Array, eos: Array):
@@ -229,8 +229,8 @@ def make_encode_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Cal
 
 
 def make_eval_features_step(model: VideoCLIP, mesh: Mesh, frozen_shardings: Any) -> Callable:
-    """jit(step)(trainable, frozen, frames, class_tokens, eos) -> (B, K) class scores from frame
-    features (B, T, D) or (B, V, T, D): the eval step without the image tower."""
+    """jit(step)(trainable, frozen, frames, class_tokens, eos) -> (B, K) or (B, V, K) class scores
+    from frame features (B, T, D) or (B, V, T, D): the eval step without the image tower."""
 
     def features_step(trainable, frozen, frames, class_tokens, eos):
         return _view_scores(model, {**frozen, **trainable}, frames, class_tokens, eos)

@@ -551,11 +551,7 @@ def evaluate_all(
             results[key] = metrics
             scalars = {"top1": metrics["top1"], "top5": metrics["top5"]}
             writer.write(step, scalars, kind=f"eval/{key}")
-            log(
-                f"eval {key}: top1 {metrics['top1']:.4f}, top5 {metrics['top5']:.4f}, "
-                f"mean class acc {metrics['mean_class_accuracy']:.4f} "
-                f"({metrics['num_videos']} videos, {time.time() - start:.1f} s)"
-            )
+            log(_eval_line(key, metrics, time.time() - start))
             if config.eval.confusion_png and jax.process_index() == 0:
                 evaluate_lib.save_confusion_png(
                     np.asarray(metrics["confusion_matrix"]),
@@ -564,6 +560,22 @@ def evaluate_all(
                     f"{eval_set.name} {view}",
                 )
     return results
+
+
+def _eval_line(key: str, metrics: dict[str, Any], seconds: float) -> str:
+    """The log line of one evaluation; multi-view names both aggregations (train/evaluate.py)."""
+    summed = metrics.get("summed_scores")
+    views = (
+        f" (mean over {metrics['num_views']} views; summed scores: top1 {summed['top1']:.4f}, "
+        f"top5 {summed['top5']:.4f})"
+        if summed
+        else ""
+    )
+    return (
+        f"eval {key}: top1 {metrics['top1']:.4f}, top5 {metrics['top5']:.4f}{views}, "
+        f"mean class acc {metrics['mean_class_accuracy']:.4f} "
+        f"({metrics['num_videos']} videos, {seconds:.1f} s)"
+    )
 
 
 def write_results(results: dict[str, Any], eval_sets: list[EvalSet], workdir: str) -> None:
@@ -583,7 +595,11 @@ def run_evaluation(
     """Every video of the set's eval split exactly once (padded batches masked out) -> metrics."""
     dataset = eval_set.dataset
     scores_np, labels_np = eval_scores(ctx, trainable, eval_set, multiview)
-    metrics = evaluate_lib.classification_metrics(scores_np, labels_np, dataset.class_names)
+    if multiview:  # (N, V, K): both aggregations, the paper's as top1/top5 (train/evaluate.py)
+        metrics = evaluate_lib.multiview_metrics(scores_np, labels_np, dataset.class_names)
+        scores_np = scores_np.sum(axis=1)  # order pairs: one prediction per video
+    else:
+        metrics = evaluate_lib.classification_metrics(scores_np, labels_np, dataset.class_names)
     if dataset.class_pairs:
         metrics["pair_accuracy"] = evaluate_lib.pair_accuracy(
             scores_np, labels_np, dataset.class_pairs
@@ -594,7 +610,8 @@ def run_evaluation(
 def eval_scores(
     ctx: EvalContext, trainable: Any, eval_set: EvalSet, multiview: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N, K), labels (N,)) of the N videos of the set's eval split, in process order.
+    """(scores, labels (N,)) of the N videos of the set's eval split, in process order; scores
+    (N, K) softmax probabilities, or (N, V, K) per view when `multiview`.
 
     Without a feature cache every batch runs the whole eval step; with one, the frame features
     come from the cache (computed and stored on a miss) and only the trainable part runs.
@@ -616,7 +633,8 @@ def eval_scores(
         scores.append(np.asarray(out)[keep])
         labels.append(gathered["label"][keep])
     num_classes = len(eval_set.dataset.class_names)
-    scores_np = np.concatenate(scores) if scores else np.zeros((0, num_classes))
+    empty = np.zeros((0, 1, num_classes) if multiview else (0, num_classes))
+    scores_np = np.concatenate(scores) if scores else empty
     labels_np = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
     return scores_np, labels_np
 
