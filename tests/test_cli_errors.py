@@ -378,7 +378,7 @@ def test_paper_driver(tmp_path, capsys):
         (["table5", "--draws", "0"], ["--draws"]),
         (["table5", "--json"], ["--json", "--dry_run"]),
         (["table5", "--root", _write(tmp_path / "a_file", "x")], ["--root", "a_file"]),
-        (["fig3b", "--mcb_tokens_row", "--root", root], ["fig3b", "no MCB rows"]),
+        (["fig3b", "--mcb_forms", "--root", root], ["fig3b", "no MCB rows"]),
         (["fig3a", "--root", root, "--", "--config.model.n_ctx=5"], ["model.n_ctx", "itself"]),
         (["fig3a", "--root", root, "--", "--config.model.nope=1"], ["config.model.nope"]),
         (["fig3a", "--root", root, "--", "train.num_steps=1"], ["--config.x=y"]),

@@ -2,7 +2,7 @@
 write the table beside the paper's numbers.
 
   python -m motion_clip_jax.experiments.paper NAME [--dataset D] [--root DIR] [--draws N]
-      [--only ROW,...] [--mcb_tokens_row] [--choose_lr LR,LR,...] [--dry_run [--json]]
+      [--seeds N] [--only ROW,...] [--mcb_forms] [--choose_lr LR,LR,...] [--dry_run [--json]]
       [-- --config.x=y ...]
 
 NAME: fig3a fig3b fig3c fig3d table1 ... table8 (experiments/paper_tables.py says what each holds).
@@ -17,7 +17,10 @@ and the difference, and every run's command. --dry_run prints the plan and runs 
 JSON list of {table, row, column, dataset, draw, config, overrides, workdir}); table3 trains nothing
 and prints parameters and GFLOPs. --choose_lr (few-shot tables): each row's learning rate is first
 chosen from the grid on held-out training videos (experiments/choose_lr.py), then every draw
-trains at it; the choice is written beside the table.
+trains at it; the choice is written beside the table. --seeds N (closed-set and zero-shot
+tables): every cell trains with run seeds 0..N-1 and reports mean +- std. --mcb_forms (tables with
+MCB rows): each MCB row is added in the other three MCB forms (SMA keys V or [S; M], with or
+without projections; docs/model.md).
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--root", default="workdirs/paper")
     parser.add_argument("--draws", type=int, default=10, help="few-shot draws per cell (paper 10)")
     parser.add_argument("--only", default="", help="comma-separated row keys")
-    parser.add_argument("--mcb_tokens_row", action="store_true",
-                        help="add the full model with MCB keys = tokens [S; M] (our extension)")  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="closed-set / zero-shot cells: runs with seeds 0..N-1 per cell")  # fmt: skip
+    parser.add_argument("--mcb_forms", action="store_true",
+                        help="add every MCB row in the other MCB forms (keys x projections)")  # fmt: skip
     parser.add_argument("--choose_lr", default="", metavar="LR,LR,...",
                         help="few-shot tables: choose each row's learning rate from this grid on "
                         "the runs' validation set (eval.validation_per_class)")  # fmt: skip
@@ -65,6 +70,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error("--json goes with --dry_run")
     if args.draws < 1:
         parser.error(f"--draws must be >= 1, got {args.draws}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds > 1 and paper_tables.TABLES[args.name].draws:
+        parser.error(
+            "--seeds applies to closed-set and zero-shot tables (few-shot draws seed runs)"
+        )
+    if args.seeds > 1 and any(o.startswith("--config.seed=") for o in extra):
+        parser.error("--seeds sets config.seed: leave it out of the overrides")
     if os.path.exists(args.root) and not os.path.isdir(args.root):
         parser.error(f"--root {args.root} is a file, not a folder")
     bad = [o for o in extra if not o.startswith("--config.")]
@@ -89,7 +102,7 @@ def run_table(args: argparse.Namespace, extra: list[str]) -> int:
     only = [key for key in args.only.split(",") if key]
     plan = functools.partial(
         plan_lib.plan, args.name, args.root, args.dataset, only=only,
-        tokens_row=args.mcb_tokens_row, extra_overrides=extra,
+        mcb_forms=args.mcb_forms, extra_overrides=extra, seeds=args.seeds,
     )  # fmt: skip
     lr_choice = None
     if not args.dry_run and table.trains:
@@ -194,7 +207,8 @@ def choose_learning_rates(
             )
         return None, None
     train_missing(args.name, unique, every, phase="lr ", selection=True)
-    labels = {row.key: row.label for row in paper_tables.TABLES[args.name].rows}
+    table_rows = plan_lib.rows_of(paper_tables.TABLES[args.name], (), args.mcb_forms)
+    labels = {row.key: row.label for row in table_rows}
     chosen, records = choose_lr.choose(selection, labels)
     for record in records:
         print(
@@ -276,7 +290,7 @@ def write_table(
     only: list[str],
     lr_choice: dict[str, Any] | None = None,
 ) -> None:
-    table_cells = report.cells(table, runs, only, args.mcb_tokens_row)
+    table_cells = report.cells(table, runs, only, args.mcb_forms)
     header = f"`{command_line(args)}`"
     data = {"table": table.name, "title": table.title, "cells": table_cells,
             "runs": [dict(r.plan_entry(), command=report.shell_command(r))
@@ -332,12 +346,12 @@ def write_outputs(args: argparse.Namespace, text: str, data: dict[str, Any]) -> 
 
 def command_line(args: argparse.Namespace) -> str:
     parts = ["python -m motion_clip_jax.experiments.paper", args.name]
-    for flag in ("dataset", "root", "draws", "only"):
+    for flag in ("dataset", "root", "draws", "seeds", "only"):
         value = getattr(args, flag)
-        if value and not (flag == "draws" and value == 10):
+        if value and not (flag == "draws" and value == 10) and not (flag == "seeds" and value == 1):
             parts.append(f"--{flag} {value}")
-    if args.mcb_tokens_row:
-        parts.append("--mcb_tokens_row")
+    if args.mcb_forms:
+        parts.append("--mcb_forms")
     if args.choose_lr:
         parts.append(f"--choose_lr {args.choose_lr}")
     if args.extra:

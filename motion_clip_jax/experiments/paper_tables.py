@@ -35,8 +35,14 @@ DATASET_LABELS = {
     "synthetic": "synthetic",
 }
 SHOTS = (2, 4, 8, 16)
-# The MCB keys row the driver adds with --mcb_tokens_row, in tables that have MCB rows.
-TOKENS_ROW_KEY = "full_tokens"
+# The MCB forms (core/model_spec.py: SMA keys x projections); the first is the default, the
+# others are the rows the driver adds with --mcb_forms beside every row ticked for MCB.
+MCB_FORMS = {
+    "pooled": ({"mcb_keys": "pooled", "mcb_projections": False}, "keys V, no projections"),
+    "tokens": ({"mcb_keys": "tokens", "mcb_projections": False}, "keys [S; M], no projections"),
+    "pooled_proj": ({"mcb_keys": "pooled", "mcb_projections": True}, "keys V, projected"),
+    "tokens_proj": ({"mcb_keys": "tokens", "mcb_projections": True}, "keys [S; M], projected"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,15 +99,15 @@ ABLATION_ROWS = (  # Tables 4-5: Baseline, + MCB, MMB, MMB + MAP, all three
 )
 
 
-def tokens_row(spec: dict[str, Any] | None = None) -> Row:
-    """The full model with SMA over the video's tokens [S; M] (our extension, docs/model.md)."""
-    model = {**(spec or {}).get("model", {}), "mcb_keys": "tokens"}
-    return Row(
-        TOKENS_ROW_KEY,
-        "Ours, MCB keys = tokens [S; M]",
-        {**(spec or {}), "variant": "full", "model": model},
-        _marks(True, True, True),
-    )
+def mcb_form_rows(row: Row) -> list[Row]:
+    """`row` (ticked for MCB) in each MCB form but the default: key `<row>-<form>`, the row's
+    spec with the form's model fields (docs/model.md, interpretation 8)."""
+    out = []
+    for form, (fields, label) in list(MCB_FORMS.items())[1:]:
+        model = {**row.spec.get("model", {}), **fields}
+        out.append(Row(f"{row.key}-{form}", f"{row.label} (MCB {label})",
+                       {**row.spec, "model": model}, row.marks))  # fmt: skip
+    return out
 
 
 def _two_datasets(dataset: str) -> list[Column]:

@@ -56,6 +56,7 @@ _SHORT = {
     "n_ctx": "H",
     "ctx_init": "",
     "mcb_keys": "keys_",
+    "mcb_projections": "proj_",
     "learning_rate": "lr",
 }
 # The config sections a cell's spec may set (model fields from the tables; the learning rate
@@ -160,14 +161,20 @@ class Planner:
         column: Column,
         draws: int,
         learning_rate: float | None = None,
+        seeds: int = 1,
     ) -> list[Run]:
-        """The cell's runs (one per split, or per draw); `learning_rate` overrides the config's."""
+        """The cell's runs (one per split and seed, or per draw); `learning_rate` overrides the
+        config's. Seed s > 0 trains at --config.seed=s in a workdir named -seed<s>."""
         spec = _cell_spec(row, column, learning_rate)
         dataset, protocol, variant = spec["dataset"], spec["protocol"], spec["variant"]
         template = CONFIGS[protocol][dataset]
         runs = []
+        # (draw, seed offset): few-shot draws seed their own runs; other cells take --seeds.
+        repeats = [(d, 0) for d in range(draws)] if protocol == "few_shot" else [
+            (0, s) for s in range(seeds)
+        ]  # fmt: skip
         for split in spec.get("splits", (1,)):
-            for draw in range(draws) if protocol == "few_shot" else (0,):
+            for draw, seed in repeats:
                 config_arg = template.format(
                     variant=variant, split=split, k=spec.get("k"), draw=draw
                 )
@@ -179,12 +186,17 @@ class Planner:
                     if base[section][k] != v
                 ]
                 overrides = [f"--config.{sec}.{k}={_format(v)}" for sec, k, v in changed]
+                if seed:
+                    overrides.append(f"--config.seed={base.seed + seed}")
                 sets_steps = any(o.startswith("--config.train.num_steps=") for o in self.extra)
                 if variant == "clip" and base.train.num_steps != 1 and not sets_steps:
                     # Nothing is trainable: one step instead of epochs of no-op updates.
                     overrides.append("--config.train.num_steps=1")
                 self._check_extra(overrides, table, row)
-                name = "-".join([variant, *(_slug(k, v) for _, k, v in changed)])
+                name = "-".join(
+                    [variant, *(_slug(k, v) for _, k, v in changed)]
+                    + ([f"seed{base.seed + seed}"] if seed else [])
+                )
                 if protocol == "few_shot":
                     where = os.path.join(f"few_shot_k{spec['k']}", name, f"draw{draw}")
                 elif dataset in ("kinetics400", "synthetic"):
@@ -220,14 +232,18 @@ class Planner:
             )
 
 
-def rows_of(table: Table, only: Sequence[str] = (), tokens_row: bool = False) -> list[Row]:
-    """The table's rows (+ the MCB-tokens row), filtered by `only` (row keys)."""
+def rows_of(table: Table, only: Sequence[str] = (), mcb_forms: bool = False) -> list[Row]:
+    """The table's rows (+ each MCB row in every other MCB form, right after it), filtered by
+    `only` (row keys)."""
     rows = list(table.rows)
-    if tokens_row:
+    if mcb_forms:
         if not any(r.marks and r.marks[2] for r in rows):  # rows ticked for MCB
-            raise ValueError(f"{table.name} has no MCB rows: --mcb_tokens_row does not apply")
-        full = next((r for r in rows if r.key == "full"), None)
-        rows.append(paper_tables.tokens_row(full.spec if full else None))
+            raise ValueError(f"{table.name} has no MCB rows: --mcb_forms does not apply")
+        rows = [
+            extra
+            for r in rows
+            for extra in [r, *(paper_tables.mcb_form_rows(r) if r.marks and r.marks[2] else [])]
+        ]
     if only:
         known = [r.key for r in rows]
         unknown = [key for key in only if key not in known]
@@ -256,28 +272,31 @@ def plan(
     dataset: str | None = None,
     draws: int = 10,
     only: Sequence[str] = (),
-    tokens_row: bool = False,
+    mcb_forms: bool = False,
     extra_overrides: Sequence[str] = (),
     learning_rates: Mapping[tuple[str, str], float] | None = None,
+    seeds: int = 1,
 ) -> list[Run]:
     """Every run of table / figure `name` (see paper_tables.NAMES), in order; table3 has none.
 
     learning_rates: {(dataset, row key): lr} for every planned row (--choose_lr): those runs
-    train at that rate and must evaluate their validation set."""
+    train at that rate and must evaluate their validation set. seeds: closed-set and zero-shot
+    cells train once per run seed 0..seeds-1 (few-shot draws seed their runs already)."""
     if name not in paper_tables.TABLES:
         raise ValueError(f"unknown table {name!r}; known: {', '.join(paper_tables.NAMES)}")
-    if draws < 1:
-        raise ValueError(f"--draws must be >= 1, got {draws}")
+    if draws < 1 or seeds < 1:
+        raise ValueError(f"--draws and --seeds must be >= 1, got {draws} and {seeds}")
     table = paper_tables.TABLES[name]
     planner = Planner(root, extra_overrides)
     runs: list[Run] = []
-    rows = rows_of(table, only, tokens_row)
+    rows = rows_of(table, only, mcb_forms)
     for ds in datasets_of(table, dataset):
         for column in table.columns(ds):
             for row in rows:
                 if table.trains:
                     lr = None if learning_rates is None else learning_rates[ds, row.key]
-                    runs += planner.runs(table, row, column, draws if table.draws else 1, lr)
+                    count = draws if table.draws else 1
+                    runs += planner.runs(table, row, column, count, lr, seeds)
     return runs
 
 

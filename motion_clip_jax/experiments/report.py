@@ -83,10 +83,10 @@ def _paper_value(table: Table, row: str, column: str, metric: str, dataset: str)
     return " / ".join(found) or "-"
 
 
-def cells(table: Table, runs: Sequence[Run], only: Sequence[str], tokens_row: bool) -> list[dict]:
+def cells(table: Table, runs: Sequence[Run], only: Sequence[str], mcb_forms: bool) -> list[dict]:
     """Every (row, column, metric) cell of the planned runs, with our values and the paper's."""
     out = []
-    rows = rows_of(table, only, tokens_row)
+    rows = rows_of(table, only, mcb_forms)
     columns: list[tuple[str, str, str]] = []  # (column key, label, dataset)
     for run in runs:
         if not any(c[0] == run.column for c in columns):
