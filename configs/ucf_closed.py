@@ -12,4 +12,4 @@ from configs._closed_set import closed_set_config
 
 
 def get_config(arg: str = "1"):
-    return closed_set_config("ucf101", arg, steps_per_epoch=75)  # 9,537 train videos / 128
+    return closed_set_config("ucf101", arg)

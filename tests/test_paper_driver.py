@@ -64,18 +64,45 @@ def test_the_paper_settings_reach_the_configs(capsys):
 
 
 def test_runs_that_share_a_model_share_its_workdir(capsys):
-    """Fig. 3b's T = 8, Fig. 3c's H = 5, Fig. 3d's s = 4, Table 2's first phrase, Table 8's
-    split 1 and Table 7's HMDB-51 source are one trained model; Table 6 trains one model."""
+    """Fig. 3c's H = 5, Fig. 3d's s = 4, Table 2's first phrase, Table 8's split 1 and Table 7's
+    HMDB-51 source are one trained model; Fig. 3b's T = 8 (at H = 3) is Fig. 3a's full model;
+    Table 6 trains one model."""
     workdir = lambda name, row: next(  # noqa: E731
         e["workdir"]
         for e in dry_run(capsys, name, "--dataset", "hmdb51", "--only", row)
         if e["column"].startswith("hmdb51")
     )
-    shared = {workdir("fig3b", "T8"), workdir("fig3c", "H5"), workdir("fig3d", "s4"),
+    shared = {workdir("fig3c", "H5"), workdir("fig3d", "s4"),
               workdir("table2", "init1"), workdir("table8", "full"), workdir("table7", "full")}  # fmt: skip
     assert shared == {"workdirs/paper/hmdb51/closed_split1/full"}
-    assert workdir("fig3c", "H3") == workdir("fig3a", "full")
+    assert workdir("fig3c", "H3") == workdir("fig3a", "full") == workdir("fig3b", "T8")
     assert len(dry_run(capsys, "table6")) == 1
+
+
+def test_seeds_and_mcb_forms_plan_their_runs(capsys):
+    """--seeds: one run per seed (seed 0 the plain workdir); --mcb_forms: every MCB row in the
+    three other forms (keys x projections), right after it."""
+    plan = dry_run(capsys, "fig3a", "--dataset", "hmdb51", "--seeds", "3", "--mcb_forms")
+    rows = list(dict.fromkeys(e["row"] for e in plan))
+    forms = ["tokens", "pooled_proj", "tokens_proj"]
+    assert rows == ["clip", "baseline", "baseline_mcb", *(f"baseline_mcb-{f}" for f in forms),
+                    "mmb", "mmb_map", "full", *(f"full-{f}" for f in forms)]  # fmt: skip
+    assert len(plan) == 3 * len(rows) and len({e["workdir"] for e in plan}) == len(plan)
+    models = {}
+    for entry in plan:
+        config = plan_lib.build_config(entry["config"], entry["overrides"])
+        seed = config.seed
+        assert entry["workdir"].endswith(f"-seed{seed}") == (seed > 0)
+        models.setdefault(entry["row"], set()).add(
+            (config.model.mcb_keys, config.model.mcb_projections, seed)
+        )
+    assert models["full"] == {("pooled", False, s) for s in range(3)}  # the default form
+    assert models["baseline_mcb-tokens_proj"] == {("tokens", True, s) for s in range(3)}
+    assert {m[:2] for r, ms in models.items() if r.startswith("full") for m in ms} == {
+        (keys, proj) for keys in ("pooled", "tokens") for proj in (False, True)
+    }
+    with pytest.raises(SystemExit):
+        paper.parse_args(["table5", "--seeds", "2"])  # few-shot draws seed their own runs
 
 
 # --- every driver end to end on the synthetic world -----------------------------------------
@@ -267,14 +294,19 @@ def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
 
 
 def test_table3_counts_parameters_and_flops(synthetic_root):
-    """Parameters: the model's own trees; trainable: 0 for CLIP and growing with the blocks."""
-    _, outputs = synthetic_root
+    """Parameters: the model's own trees; trainable: 0 for CLIP and growing with the blocks; the
+    accounting notes and the 77-token text FLOPs beside the shortest context's."""
+    root, outputs = synthetic_root
     rows = {r["row"]: r for r in outputs["table3"]["rows"]}
     assert rows["clip"]["trainable"] == 0
     assert 0 < rows["baseline"]["trainable"] < rows["full"]["trainable"]
     for r in rows.values():
         assert r["gflops"] == pytest.approx(r["gflops_image"] + r["gflops_text"] + r["gflops_head"])
     assert rows["clip"]["gflops_image"] == rows["full"]["gflops_image"] > 0
+    assert all(r["gflops_text_77"] >= r["gflops_text"] for r in rows.values())
+    text = (root / "table3_synthetic.md").read_text()
+    for note in ("Accounting notes", "555.366", "at 77", "multiply-add"):
+        assert note in text, note
 
 
 def test_the_compile_cache_gives_the_same_results(tmp_path):
@@ -298,3 +330,20 @@ def test_the_compile_cache_gives_the_same_results(tmp_path):
     assert set(os.listdir(cache)) == entries  # the second found every program there
     for key in ("main/single_view",):
         assert outputs[1][key] == outputs[0][key]
+
+
+def test_table_headers_state_what_the_rows_hold_fixed():
+    """Fig. 3a (H = 3, s = 4, the paper's initial rate and no warm-up) and Fig. 3b (T varies)."""
+    from motion_clip_jax.experiments.settings import held_fixed
+
+    fig3a = held_fixed(plan_lib.plan("fig3a", "r", "hmdb51"))
+    for line in ("| frames T | 8 |", "| max step s | 4 | paper: 4 (Fig. 3d); Fig. 3a-3c use s = 4",
+                 "| context length H | 3 |", "| phrase (learned-context init; the prompt of "
+                 "hand-crafted rows) | human action of |", "| initial learning rate | 0.0025 |",
+                 "| warm-up steps | 0 |", "| label smoothing | 0.1 | ours"):  # fmt: skip
+        assert line in fig3a, line
+    fig3b = held_fixed(plan_lib.plan("fig3b", "r", "ucf101"))
+    assert "| frames T | varies by row: T4 4, T8 8, T16 16, T32 32 |" in fig3b
+    assert "| context length H | 3 |" in fig3b  # H = 5 is chosen only after Fig. 3c
+    table5 = held_fixed(plan_lib.plan("table5", "r", "hmdb51", draws=1))
+    assert "| warm-up steps | 0 |" in table5 and "| initial learning rate | 0.0015 |" in table5

@@ -19,6 +19,7 @@ import numpy as np
 from motion_clip_jax import cli_errors
 from motion_clip_jax.experiments.paper_tables import DATASET_LABELS, Table
 from motion_clip_jax.experiments.plan import Run, rows_of
+from motion_clip_jax.experiments.settings import held_fixed
 
 VIEWS = ("multiview", "single_view")
 CHECK = "x"
@@ -148,6 +149,9 @@ def markdown(
     for _, label, metric in columns:
         head.append(label if len(table.metrics) == 1 else f"{label} {metric}")
     lines = [f"# {table.title}", "", header, ""]
+    fixed = held_fixed(runs)
+    if fixed:
+        lines += [fixed, ""]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     row_keys = list(dict.fromkeys(c["row"] for c in table_cells))
     for key in row_keys:
