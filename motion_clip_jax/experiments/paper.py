@@ -13,7 +13,8 @@ synthetic motion world, configs/synthetic.py). Each run is `python -m motion_cli
 whose workdir records other training fields is refused (see train/workdir.py). Overrides after
 `--` go to every run (e.g. a shorter schedule); one that a row sets itself is refused.
 Writes <root>/NAME[_D].md and .json: the table, our mean +- sample std next to the paper's number
-and the difference, and every run's command. --dry_run prints the plan and runs nothing (--json: a
+and the difference, and every run's command; Fig. 3a-3d and Tables 4-5 also NAME[_D].png
+(experiments/figures.py). --dry_run prints the plan and runs nothing (--json: a
 JSON list of {table, row, column, dataset, draw, config, overrides, workdir}); table3 trains nothing
 and prints parameters and GFLOPs. --choose_lr (few-shot tables): each row's learning rate is first
 chosen from the grid on held-out training videos (experiments/choose_lr.py), then every draw
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from motion_clip_jax import cli_errors
-from motion_clip_jax.experiments import choose_lr, paper_tables, report
+from motion_clip_jax.experiments import choose_lr, figures, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 from motion_clip_jax.experiments.plan import Run
 
@@ -300,6 +301,12 @@ def write_table(
         per_class = ", ".join(map(str, lr_choice["validation_per_class"]))
         lr_text = choose_lr.markdown(lr_choice["rows"], lr_choice["grid"], per_class)
         data["learning_rate_choice"] = lr_choice
+    figure = figures.write_figure(table, table_cells, output_stem(args) + ".png")
+    if figure:
+        name = os.path.basename(figure)
+        lr_text = (
+            f"![{table.title}]({name})\n\n{lr_text}" if lr_text else f"![{table.title}]({name})"
+        )
     text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header, lr_text)
     write_outputs(args, text, data)
     print(text)
