@@ -23,6 +23,7 @@ import warnings
 import pytest
 
 from .conftest import REPO_ROOT
+from .damaged_data import write_damaged_dataset
 
 TINY = "tests/configs/tiny_synthetic.py"
 GARBAGE = bytes(range(256)) * 4  # not UTF-8, not JSON, not msgpack, not a zip, not a pickle
@@ -104,7 +105,31 @@ def _main_cases(tmp_path) -> list[tuple[list[str], list[str]]]:
     )  # fmt: skip
     tiny = f"--config={TINY}"
     no_random = "--config.allow_random_clip=False"
+    damaged = write_damaged_dataset(str(tmp_path / "damaged"))
+    on_damaged = [f"--config={TINY}:{damaged['root']}", "--config.data.source="]
     return [
+        (
+            [*on_damaged, f"--workdir={tmp_path / 'w_bad_train'}"],
+            [
+                f"bad training record {damaged['dataset_dir']}/{damaged['train_shard']} record 1",
+                f"video_id '{damaged['train_video_id']}'",
+                "DataLossError",
+                "--config.data.skip_bad_records=True",
+            ],
+        ),  # fmt: skip
+        (
+            [
+                *on_damaged,
+                "--config.data.train_split=train[:50%]",
+                "--config.train.num_steps=1",
+                f"--workdir={tmp_path / 'w_bad_eval'}",
+            ],
+            [
+                f"bad evaluation record {damaged['dataset_dir']}/{damaged['test_shard']} record 0",
+                f"video_id '{damaged['test_video_id']}'",
+                "--config.data.skip_bad_records=True",
+            ],
+        ),  # fmt: skip
         ([f"--config={missing}", workdir], ["missing.py"]),
         ([f"--config={syntax}", workdir], ["syntax.py", "line 1"]),
         ([f"--config={no_get}", workdir], ["no_get.py", "get_config"]),
@@ -168,6 +193,11 @@ def test_main(tmp_path):
             raise AssertionError(f"main {argv}: {e}") from None
         assert "--verbosity=1" in _error_line(run.stderr), run.stderr  # the hint
     assert runs[-1].returncode != 0 and "Traceback" in runs[-1].stderr
+    # A start that failed in a workdir it created, before any checkpoint or metric, left none
+    # behind; a refused one touched nothing.
+    for name in ("workdir", "w_bad_train"):
+        assert not (tmp_path / name).exists(), name
+    assert os.listdir(tmp_path / "locked") == ["trainer.lock"]
 
 
 # --- predict, predict_torch, export -------------------------------------------------------------

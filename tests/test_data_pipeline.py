@@ -22,6 +22,8 @@ from PIL import Image
 from motion_clip_jax.core import video as video_spec
 from motion_clip_jax.data import pipeline, records, sampling, shuffle, source
 
+from . import damaged_data
+
 CLASSES = ["a", "b", "c", "d"]
 NUM_TRAIN, NUM_TEST = 26, 10
 T, CROP = 4, 16
@@ -345,6 +347,45 @@ def test_bad_record_error_names_shard_record_and_video(damaged):
     message = str(error.value)
     assert "damaged-test.tfrecord-00000-of-00002 record 2" in message
     assert "video_id 'all_bad'" in message and "on_bad_record='skip'" in message
+
+
+@pytest.fixture(scope="module")
+def unframed(tmp_path_factory):
+    """Train shard 1 of 3 (records 4..7 of 12): record 2's payload CRC broken, and a copy whose
+    record 2 length field is broken (records 2 and 3 of that shard cannot be read)."""
+    rows = [(f"v{r}", r % 4, _flat_frames(r, 5)) for r in range(12)]
+    made = {}
+    for kind in ("crc", "length"):
+        root = str(tmp_path_factory.mktemp(kind))
+        dataset_dir = write_dataset(root, "unframed", {"train": rows, "test": rows}, shards=3)
+        path = os.path.join(dataset_dir, records.shard_filename("unframed", "train", 1, 3))
+        if kind == "crc":
+            damaged_data.break_frame(path, 2)
+        else:
+            data = bytearray(open(path, "rb").read())
+            data[damaged_data._frame_offsets(path)[2][0] + 1] ^= 0xFF
+            open(path, "wb").write(bytes(data))
+        made[kind] = (dataset_dir, path)
+    return made
+
+
+@pytest.mark.parametrize("kind", ["crc", "length"])
+def test_a_broken_record_frame_is_named(unframed, kind):
+    dataset_dir, path = unframed[kind]
+    assert pipeline.first_broken_frame(path)[0] == 2
+    with pytest.raises(pipeline.BadRecordError) as error:
+        take(train_iterator(dataset_dir, batch_size=4, seed=0), 3)
+    message = str(error.value)
+    assert f"{path} record " in message and "DataLossError: corrupted record" in message, message
+    if kind == "crc":
+        assert "record 2 (split 'train' position 6, video_id 'v6')" in message
+    else:  # the first read that fails may be record 3, behind the broken length of record 2
+        assert "record 2 (split 'train' position 6" in message or "break at record 2" in message
+    skipping = train_iterator(dataset_dir, batch_size=4, seed=0, on_bad_record="skip")
+    batches = take(skipping, 6)  # two epochs go on
+    bad = 1 if kind == "crc" else 2
+    assert sum((~b["mask"]).sum() for b in batches) == 2 * bad
+    assert len(skipping.skipped) == 2 * bad and all(path in s for s in skipping.skipped)
 
 
 def test_only_sampled_frames_are_decoded(damaged):

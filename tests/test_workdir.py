@@ -275,3 +275,81 @@ def test_a_checkpoint_of_another_model_is_refused_before_reading(trained):
     assert "other shape/dtype" in message and "--workdir" in message
     assert not (workdir / "checkpoints_damaged").exists()
     assert workdir_lib.checkpoint_steps(str(workdir)) == [3, 6]
+
+
+def _small_file_system(path) -> bool:
+    """Mounts a 4 MiB tmpfs at `path` (root only); False where mounting is not allowed."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
+                             capture_output=True)  # fmt: skip
+    return mounted.returncode == 0
+
+
+def test_a_failed_checkpoint_write_stops_in_one_line_and_the_rerun_resumes(trained):
+    """The disk fills right before the last checkpoint (6) is written: a small tmpfs filled to
+    the last byte (as root), else every write that grows a file fails (RLIMIT_FSIZE). The run
+    stops with one line; checkpoint 3 and metrics.jsonl stay readable; the rerun resumes from 3
+    and ends bitwise equal to the uninterrupted run."""
+    expected = restore_train_state(trained["workdir"], 6)
+    dataset_dir = trained["config"].data.dataset_dir
+    disk = trained["root"] / "small_disk"
+    how = "fill" if _small_file_system(disk) else "fsize"
+    try:
+        workdir = disk / "run"
+        failed = subprocess.run(
+            [sys.executable, "tests/scripts/fail_writes.py", "checkpoint", "6", how,
+             *_main_args(workdir, dataset_dir)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+        assert failed.returncode == 1 and len(errors) == 1, failed.stderr[-3000:]
+        assert errors[0].startswith(f"error: writing checkpoint 6 in {workdir}/checkpoints failed")
+        assert "checkpoint (step 3) is intact" in errors[0] and "rerun" in errors[0], errors[0]
+        assert workdir_lib.checkpoint_steps(str(workdir)) == [3]
+        restore_train_state(workdir, 3)  # readable
+        rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+        assert [r["step"] for r in rows if r["kind"] == "train"] == [3, 6]
+        if how == "fill":
+            os.remove(disk / "filler")
+        out = _main(workdir, dataset_dir)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "Resumed from step 3" in out.stdout
+        got = restore_train_state(workdir, 6)
+        for key in expected:
+            assert np.array_equal(got[key], expected[key]), key
+    finally:
+        if how == "fill":
+            subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_failed_metrics_and_results_writes_keep_the_files_whole(tmp_path, monkeypatch):
+    from motion_clip_jax.train import metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 3}\n')
+    real_open = open
+
+    def half_writing_open(name, mode="r", *args, **kwargs):
+        f = real_open(name, mode, *args, **kwargs)
+        if "a" in mode or "w" in mode:
+            write = f.write
+
+            def fail_half_way(text):
+                write(text[: len(text) // 2])
+                f.flush()
+                raise OSError(28, "No space left on device")
+
+            f.write = fail_half_way
+        return f
+
+    monkeypatch.setattr("builtins.open", half_writing_open)
+    with pytest.raises(workdir_lib.WriteFailedError, match="writing .*metrics.jsonl failed"):
+        metrics.append_line(str(path), '{"step": 6}')
+    results = tmp_path / "eval_results.json"
+    results.write_text('{"step": 3}')
+    with pytest.raises(workdir_lib.WriteFailedError, match="No space left on device"):
+        trainer.write_json_atomically(str(results), {"step": 6})
+    monkeypatch.undo()
+    assert path.read_text() == '{"step": 3}\n'  # the half line was cut off again
+    assert results.read_text() == '{"step": 3}'  # the previous results, whole
+    assert sorted(os.listdir(tmp_path)) == ["eval_results.json", "metrics.jsonl"]  # no temp left

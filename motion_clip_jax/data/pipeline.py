@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -41,8 +42,37 @@ from motion_clip_jax.data import sampling, shuffle, source, transforms
 _logger = logging.getLogger(__name__)
 
 
-class BadRecordError(RuntimeError):
-    """A record that cannot be turned into a clip; the message names shard file and record."""
+class BadRecordError(ValueError):
+    """A record that cannot be turned into a clip; the message names shard file and record.
+
+    where: '<shard file> record <k> (split position p, video_id v)'; reason: what failed."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(
+            f"bad record {where}: {reason} (pass on_bad_record='skip' to skip such records)"
+        )
+        self.where, self.reason = where, reason
+
+
+def _op_error_text(error: tf.errors.OpError) -> str:
+    """'DataLossError: corrupted record at 40207': TF's first line without its graph-function
+    prefix and [Op:...] suffix."""
+    text = error.message.strip().splitlines()[0] if error.message.strip() else ""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
+    return f"{type(error).__name__}: {text}"
+
+
+def first_broken_frame(path: str) -> tuple[int, str] | None:
+    """(number of the first record of a TFRecord file whose frame (length or CRC) does not
+    check, the error) by reading the file through; None if every frame checks."""
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            count += 1
+    except tf.errors.DataLossError as error:
+        return count, _op_error_text(error)
+    return None
 
 
 class VideoBatches(Iterator[dict[str, np.ndarray]]):
@@ -95,7 +125,8 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
 
     def _diagnose(self, step: int, error: Exception) -> Exception:
         """Finds the element that failed by rebuilding the elements of batch `step` (and, to be
-        safe, the next) one by one, eagerly; the original error if none fails alone."""
+        safe, the next) one by one, eagerly; failing that, the first shard of this process whose
+        record frames do not check, read through file by file; the original error if neither."""
         for q in range(step * self.batch_size, (step + 2) * self.batch_size):
             i = self._locate(q)
             if i is None:
@@ -104,12 +135,17 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
                 for _ in self._element_dataset(q, i).take(1):
                     pass
             except tf.errors.OpError as element_error:
-                message = element_error.message.strip().splitlines()[0]
-                return BadRecordError(
-                    f"bad record {self._records.describe(i, self._video_ids)}: "
-                    f"{type(element_error).__name__}: {message} (pass on_bad_record='skip' to "
-                    "skip such records)"
-                )
+                reason = _op_error_text(element_error)
+                if isinstance(element_error, tf.errors.DataLossError):
+                    path = self._records.files[self._records.file_index[i]]
+                    broken = first_broken_frame(path)
+                    if broken is not None and broken[0] != int(self._records.offset[i]):
+                        reason += f" (the record frames of this shard break at record {broken[0]})"
+                return BadRecordError(self._records.describe(i, self._video_ids), reason)
+        for path in dict.fromkeys(self._records.files):
+            broken = first_broken_frame(path)
+            if broken is not None:
+                return BadRecordError(f"{path} record {broken[0]}", broken[1])
         return error
 
 

@@ -22,6 +22,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from motion_clip_jax.train import workdir as workdir_lib
+
 
 class OtherModelError(ValueError):
     """A checkpoint that holds another train state (leaf paths, shapes or dtypes) than this run's:
@@ -113,17 +115,34 @@ class Checkpointer:
                 cleanup_tmp_directories=True,
             ),
         )
+        self._pending: int | None = None  # the step whose asynchronous write may be in flight
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, data_position: dict[str, Any]) -> None:
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)
-            ),
-            force=True,
+        """Starts writing the checkpoint of `step` (asynchronously); a failed write, of this one
+        or of the one before, raises WriteFailedError."""
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_position)
+                ),
+                force=True,
+            )
+        except Exception as error:  # orbax and tensorstore raise many kinds for a failed write
+            raise self._write_failed(step, error) from error
+        self._pending = step
+
+    def _write_failed(self, step: int, error: Exception) -> workdir_lib.WriteFailedError:
+        complete = workdir_lib.checkpoint_steps(os.path.dirname(self.directory))
+        good = [s for s in complete if s < step]
+        last = f"step {good[-1]}" if good else "none yet"
+        return workdir_lib.WriteFailedError(
+            f"writing checkpoint {step} in {self.directory} failed ({first_line(error)}); the last "
+            f"complete checkpoint ({last}) is intact: free space or fix the folder, then rerun "
+            "the same command to resume from it"
         )
 
     def restore_latest(
@@ -210,8 +229,12 @@ class Checkpointer:
         return restored["state"], restored["data"]
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Waits for the write in flight; WriteFailedError if it failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as error:  # orbax and tensorstore raise many kinds for a failed write
+            raise self._write_failed(self._pending or 0, error) from error
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        self.wait()
         self.manager.close()

@@ -33,6 +33,34 @@ class Dataset:
     class_pairs: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     # Training videos a few-shot draw left out, held out for validation (eval.validation_per_class).
     validation_video_ids: list[str] | None = None
+    # Bad records skipped so far (data.skip_bad_records), one entry per skip: '<shard> record <k>
+    # (split position p, video_id v)'; a bad training record is skipped again every epoch.
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+
+SKIP_FIELD = "data.skip_bad_records"
+
+
+class BadRecordError(ValueError):
+    """A bad record met with data.skip_bad_records off; names the shard, record and video."""
+
+
+def _named_bad_records(
+    batches: pipeline.VideoBatches, dataset: Dataset, what: str
+) -> Iterator[dict[str, np.ndarray]]:
+    """`batches`, with the records it skips appended to `dataset.skipped`, and a bad record
+    (skipping off) raised as BadRecordError naming the config field that skips it."""
+    seen = 0
+    try:
+        for batch in batches:
+            dataset.skipped.extend(batches.skipped[seen:])
+            seen = len(batches.skipped)
+            yield batch
+    except pipeline.BadRecordError as e:
+        raise BadRecordError(
+            f"bad {what} record {e.where}: {e.reason}. Set --config.{SKIP_FIELD}=True to skip "
+            "such records (each skip is logged, and counted in run_info.json)"
+        ) from None
 
 
 def _class_names(spec: str, dataset_dir: str) -> list[str]:
@@ -205,7 +233,7 @@ def train_iterator(
         process_count=process_count,
         video_ids=dataset.train_video_ids,
     )
-    for batch in batches:
+    for batch in _named_bad_records(batches, dataset, "training"):
         # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
         # False; the jitted step wants fixed shapes, so the slot is refilled from the same batch
         # and its mask stays False: the step leaves it out of the loss (a mean over valid clips).
@@ -229,13 +257,14 @@ def eval_iterator(
     config: ml_collections.ConfigDict, dataset: Dataset, multiview: bool
 ) -> Iterator[dict[str, np.ndarray]]:
     """This process's share of each global eval batch; every process yields the same count."""
-    return pipeline.make_eval_iterator(
+    batches = pipeline.make_eval_iterator(
         dataset.dataset_dir,
         dataset.eval_split,
         pipeline_options(config, config.eval.batch_size // jax.process_count()),
         multiview=multiview,
         video_ids=dataset.eval_video_ids,
     )
+    return _named_bad_records(batches, dataset, "evaluation")
 
 
 def allgather(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

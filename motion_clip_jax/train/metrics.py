@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,12 +14,31 @@ import jax
 import numpy as np
 from clu import metric_writers
 
+from motion_clip_jax.train.workdir import WriteFailedError
+
 
 def _plain(value: Any) -> Any:
     value = np.asarray(value).item() if np.ndim(value) == 0 else np.asarray(value).tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN / Inf
     return value
+
+
+def append_line(path: str, line: str) -> None:
+    """Appends `line` + newline to `path`; a write that fails leaves the file as it was (a
+    partial line is cut off again), so every line of it stays a whole record."""
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.truncate(path, size)
+        raise WriteFailedError(
+            f"writing {path} failed ({error.strerror or error}); the metrics and checkpoints "
+            "written before are intact: free space, then rerun the same command to resume from "
+            "the last checkpoint"
+        ) from error
 
 
 class MetricWriter:
@@ -31,14 +52,29 @@ class MetricWriter:
         self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
 
     def write(self, step: int, scalars: Mapping[str, Any], kind: str = "train") -> None:
-        self.writer.write_scalars(step, {f"{kind}/{k}": v for k, v in scalars.items()})
+        """One row; a failed write (a full disk, say) raises WriteFailedError naming the file."""
+        try:
+            self.writer.write_scalars(step, {f"{kind}/{k}": v for k, v in scalars.items()})
+        except Exception as error:  # TensorFlow's summary writer raises its own OpErrors
+            raise self._events_failed(error) from error
         if self.is_main:
             row = {"step": int(step), "kind": kind, **{k: _plain(v) for k, v in scalars.items()}}
-            with open(self.jsonl_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_line(self.jsonl_path, json.dumps(row))
 
     def write_text(self, step: int, name: str, text: str) -> None:
         self.writer.write_texts(step, {name: text})
 
     def flush(self) -> None:
-        self.writer.flush()
+        try:
+            self.writer.flush()
+        except Exception as error:  # TensorFlow's summary writer raises its own OpErrors
+            raise self._events_failed(error) from error
+
+    def _events_failed(self, error: Exception) -> WriteFailedError:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+        return WriteFailedError(
+            f"writing the TensorBoard events in {os.path.dirname(self.jsonl_path)} failed "
+            f"({text}); the metrics and checkpoints written before are intact: free space, "
+            "then rerun the same command to resume from the last checkpoint"
+        )

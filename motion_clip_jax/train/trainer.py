@@ -6,6 +6,8 @@ config -> devices (mesh, multi-host) -> data -> frozen CLIP + model -> optimizer
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import json
 import math
@@ -177,6 +179,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     main_set = make_eval_set("main", dataset, parts.model_config, mesh)
     train_ctx = TrainContext(config, train_step, writer, checkpointer, total_steps, steps_per_epoch)
     state = train_loop(train_ctx, eval_ctx, main_set, state)
+    record_skipped([dataset], workdir)
     eval_sets = [main_set] + extra_eval_sets(config, dataset, parts.model_config, mesh)
     step = int(state.step)
     results: dict[str, Any] = {
@@ -185,6 +188,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         "model": model_record(parts),
     }
     results.update(evaluate_all(eval_ctx, state.trainable, eval_sets, writer, workdir, step))
+    record_skipped([dataset] + [s.dataset for s in eval_sets], workdir)
     write_results(results, eval_sets, workdir)
     checkpointer.close()
     writer.flush()
@@ -290,8 +294,7 @@ def build_model(
             "seed": config.seed,
             "train_batch": batch_record(config),
         }
-        with open(os.path.join(workdir, "run_info.json"), "w") as f:
-            json.dump(run_info, f, indent=1)
+        write_json_atomically(os.path.join(workdir, "run_info.json"), run_info)
     return ModelParts(module, model_config, trainable, frozen)
 
 
@@ -303,6 +306,47 @@ def batch_record(config: ml_collections.ConfigDict) -> dict[str, int]:
         "grad_accum_steps": n,
         "micro_batch_size": config.train.batch_size // n,
     }
+
+
+def record_skipped(datasets: list[data_input.Dataset], workdir: str) -> None:
+    """Counts and names the bad records this process skipped so far (data.skip_bad_records) in
+    run_info.json ("skipped_bad_records": count and {record: times}), and says so in one line."""
+    unique = list({id(d): d for d in datasets}.values())
+    skipped = collections.Counter(entry for d in unique for entry in d.skipped)
+    if not skipped or jax.process_index() != 0:
+        return
+    total = sum(skipped.values())
+    examples = "; ".join(list(skipped)[:3]) + ("; ..." if len(skipped) > 3 else "")
+    log(
+        f"skipped {total} bad record reads, {len(skipped)} distinct records "
+        f"({data_input.SKIP_FIELD}=True; listed in run_info.json): {examples}"
+    )
+    path = os.path.join(workdir, "run_info.json")
+    with open(path) as f:
+        run_info = json.load(f)
+    run_info["skipped_bad_records"] = {
+        "count": total,
+        "records": dict(sorted(skipped.items())),
+        "process": 0,  # each process skips in its own part of the data; this is process 0's
+    }
+    write_json_atomically(path, run_info)
+
+
+def write_json_atomically(path: str, data: Any) -> None:
+    """Writes a JSON file whole or not at all (temp file, then rename): a write that fails (a
+    full disk, say) leaves the previous file, and raises one line naming it."""
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise workdir_lib.WriteFailedError(
+            f"writing {path} failed ({error.strerror or error}); the checkpoints are intact: "
+            "free space, then rerun the same command (it resumes from the last checkpoint)"
+        ) from error
 
 
 def model_record(parts: ModelParts) -> dict[str, Any]:
@@ -582,8 +626,7 @@ def write_results(results: dict[str, Any], eval_sets: list[EvalSet], workdir: st
     """eval_results.json, and the results table on the console (process 0)."""
     if jax.process_index() != 0:
         return
-    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_json_atomically(os.path.join(workdir, "eval_results.json"), results)
     names = {s.name: s.dataset.class_names for s in eval_sets}
     table = evaluate_lib.results_table(results, names)
     log(f"\nResults after {results['step']} steps ({workdir}/eval_results.json):\n{table}")

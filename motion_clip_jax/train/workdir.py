@@ -50,6 +50,11 @@ class WorkdirConfigError(ValueError):
     """A start whose config would train another experiment than the workdir's."""
 
 
+class WriteFailedError(OSError):
+    """A checkpoint, metrics or results write into the workdir failed (a full disk, say); the
+    message names what and where, and what is still intact."""
+
+
 def checkpoint_steps(workdir: str) -> list[int]:
     """Steps of the complete checkpoints in `workdir`/checkpoints (orbax writes a step's
     directory under a temporary name and renames it when complete), ascending."""
