@@ -278,9 +278,9 @@ def test_a_checkpoint_of_another_model_is_refused_before_reading(trained):
 
 
 def _small_file_system(path) -> bool:
-    """Mounts a 4 MiB tmpfs at `path` (root only); False where mounting is not allowed."""
+    """Mounts a 64 MiB tmpfs at `path` (root only); False where mounting is not allowed."""
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path)],
                              capture_output=True)  # fmt: skip
     return mounted.returncode == 0
 
@@ -303,6 +303,7 @@ def test_a_failed_checkpoint_write_stops_in_one_line_and_the_rerun_resumes(train
         )  # fmt: skip
         errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
         assert failed.returncode == 1 and len(errors) == 1, failed.stderr[-3000:]
+        assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
         assert errors[0].startswith(f"error: writing checkpoint 6 in {workdir}/checkpoints failed")
         assert "checkpoint (step 3) is intact" in errors[0] and "rerun" in errors[0], errors[0]
         assert workdir_lib.checkpoint_steps(str(workdir)) == [3]

@@ -10,6 +10,7 @@ metadata, differs from the expected one) is refused before anything is read or m
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import shutil
 import sys
@@ -97,6 +98,36 @@ def quiet_read_noise() -> None:
     _QUIET_READS = True
 
 
+_WRITE_FAILURE_MARKS = ("os_error_code", "No space left", "File too large", "exception=OSError")
+
+
+_WRITE_FAILED = False  # set once a failed write was reported: orbax's threads go on failing
+
+
+def _is_write_failure_noise(record: std_logging.LogRecord) -> bool:
+    """A log record that orbax's writer threads (or asyncio, at exit) leave when a write fails:
+    that failure also reaches `Checkpointer.wait` / `save`, which say it in one line."""
+    if "/orbax/" not in record.pathname and record.name != "asyncio":
+        return False
+    if _WRITE_FAILED and record.levelno >= std_logging.ERROR:
+        return True
+    error = record.exc_info[1] if record.exc_info else None
+    text = record.getMessage() + (str(error) if error is not None else "")
+    return isinstance(error, OSError) or any(mark in text for mark in _WRITE_FAILURE_MARKS)
+
+
+def quiet_write_noise() -> None:
+    """Drops the tracebacks of a failed checkpoint write from the log (a full disk prints dozens
+    of them, from every writer thread, around the one line that says what failed)."""
+    quiet = std_logging.Filter()
+    quiet.filter = lambda record: not _is_write_failure_noise(record)
+    for name in ("absl", "asyncio"):
+        logger = std_logging.getLogger(name)
+        if not any(getattr(f, "drops_write_noise", False) for f in logger.filters):
+            quiet.drops_write_noise = True
+            logger.addFilter(quiet)
+
+
 class Checkpointer:
     """Thin wrapper over `ocp.CheckpointManager` with items 'state' (pytree) and 'data' (JSON)."""
 
@@ -115,7 +146,8 @@ class Checkpointer:
                 cleanup_tmp_directories=True,
             ),
         )
-        self._pending: int | None = None  # the step whose asynchronous write may be in flight
+        self._pending: int | None = None
+        quiet_write_noise()  # the step whose asynchronous write may be in flight
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -136,6 +168,8 @@ class Checkpointer:
         self._pending = step
 
     def _write_failed(self, step: int, error: Exception) -> workdir_lib.WriteFailedError:
+        global _WRITE_FAILED
+        _WRITE_FAILED = True
         complete = workdir_lib.checkpoint_steps(os.path.dirname(self.directory))
         good = [s for s in complete if s < step]
         last = f"step {good[-1]}" if good else "none yet"

@@ -279,7 +279,12 @@ def build_model(
     if clip_params is None and jax.process_index() == 0:
         # Keep the random frozen CLIP with the run, so export / predict load exactly these weights.
         clip_path = os.path.join(workdir, "random_clip.msgpack")
-        save_clip(clip_path, config_lib.clip_config_of(model_config), frozen["clip"])
+        try:
+            save_clip(clip_path, config_lib.clip_config_of(model_config), frozen["clip"])
+        except OSError as error:
+            raise workdir_lib.WriteFailedError(
+                f"writing {clip_path} failed ({error.strerror or error}): free space, then rerun"
+            ) from error
     log("Trainable parameters:\n" + params_lib.overview(trainable))
     log(f"Frozen CLIP parameters: {params_lib.count_params(frozen):,}")
     if jax.process_index() == 0:

@@ -26,21 +26,15 @@ def make_writes_fail(how: str, workdir: str) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write returns EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
         return
-    block = b"\0" * (1 << 16)
-    with open(os.path.join(os.path.dirname(os.path.abspath(workdir)), "filler"), "wb") as f:
+    fd = os.open(os.path.join(os.path.dirname(os.path.abspath(workdir)), "filler"),
+                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # fmt: skip
+    for size in (1 << 16, 1):  # blocks, then the last few bytes
         try:
             while True:
-                f.write(block)
-                f.flush()
+                os.write(fd, b"\0" * size)
         except OSError:
             pass
-    with open(os.path.join(os.path.dirname(os.path.abspath(workdir)), "filler"), "ab") as f:
-        try:
-            while True:  # the last few bytes
-                f.write(b"\0")
-                f.flush()
-        except OSError:
-            pass
+    os.close(fd)
 
 
 def install(what: str, step: int, how: str, workdir: str) -> None:
