@@ -468,3 +468,34 @@ def test_one_line_messages(error, expected):
     from motion_clip_jax import cli_errors
 
     assert cli_errors.message(error) == expected
+
+
+def test_workdir_safety_messages_are_one_line_user_errors(tmp_path):
+    """The workdir-safety errors met outside the subprocess cases above (a checkpoint of another
+    model, a failed write; their end-to-end runs are in tests/test_workdir.py), raised by the real
+    code paths: each is a user error (`main` prints it as one `error:` line) naming what failed."""
+    import jax
+    import numpy as np
+
+    from motion_clip_jax import cli_errors
+    from motion_clip_jax.train import checkpoint, metrics
+
+    saved = checkpoint.Checkpointer(str(tmp_path / "run"), async_save=False)
+    saved.save(1, {"w": np.zeros((2, 3), np.float32)}, {"step": 1})
+    saved.close()
+    other = {"w": jax.numpy.zeros((2, 4), jax.numpy.float32)}
+    with pytest.raises(checkpoint.OtherModelError) as another_model:
+        checkpoint.Checkpointer(str(tmp_path / "run")).restore_latest(other, log=lambda _: None)
+    with pytest.raises(OSError) as disk_full:
+        metrics.append_line("/dev/full", '{"step": 1}')  # every write fails: no space left
+    for error, names in [
+        (another_model.value, ["checkpoint 1", "another train state", "w (2, 3) float32",
+                               "(expected (2, 4) float32)", "--workdir"]),
+        (disk_full.value, ["writing /dev/full failed", "No space left on device", "rerun"]),
+    ]:  # fmt: skip
+        assert isinstance(error, cli_errors.USER_ERRORS)
+        line = cli_errors.message(error)
+        assert "\n" not in line
+        for name in names:
+            assert name in line, (name, line)
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["1"]  # nothing moved aside

@@ -100,6 +100,23 @@ def test_two_processes_match_one(tmp_path):
         assert np.array_equal(resumed[key], uninterrupted[key]), key
 
 
+def test_two_processes_refuse_a_locked_workdir_together(tmp_path):
+    """Process 0 takes the workdir lock and broadcasts its decision: on a workdir held by a live
+    trainer (another host, recent heartbeat), both processes stop with the line naming it."""
+    workdir = tmp_path / "locked"
+    workdir.mkdir()
+    holder = {"host": "tpu-host-3", "pid": 77, "started": "2026-12-06T09:00:00+00:00",
+              "heartbeat": time.time() + 3600, "token": "t", "process_start": ""}  # fmt: skip
+    (workdir / "trainer.lock").write_text(json.dumps(holder))
+    procs = two_processes(workdir, str(tmp_path / "no_data_needed"))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_stdout, stderr) in zip(procs, outputs):
+        errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert p.returncode == 1 and len(errors) == 1, stderr[-3000:]
+        assert "in use by another trainer (host tpu-host-3, pid 77, started 2026-12-06" in errors[0]
+    assert os.listdir(workdir) == ["trainer.lock"]
+
+
 def two_processes(workdir, dataset_dir) -> list[subprocess.Popen]:
     """The trainer as two local processes (jax.distributed on localhost), started."""
     port = free_port()
