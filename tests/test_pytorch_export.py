@@ -208,10 +208,11 @@ def test_logits_match_jax_for_every_variant_and_context(parity):
     for name, error in results["errors"].items():
         print(f"  {name:<28} {error:.2e}")
     for name, logits in jax_logits.items():
-        # The check means something only if the logits differ between classes and videos. (The
-        # projection-free MCB with pooled keys adds V to every class, which pulls the cosines
-        # together: 0.33 for baseline_mcb here, still 1e5 x the largest error allowed.)
-        assert np.ptp(logits) > 0.2, (name, logits)
+        # The check means something only if the logits differ between classes and videos by far
+        # more than the error allowed. (The projection-free MCB with pooled keys adds V to every
+        # class, which pulls the cosines together: a spread of 0.19-0.33 here against errors of
+        # ~4e-6, and 2.8e-4 allowed.)
+        assert np.ptp(logits) > 300 * MAX_RELATIVE_ERROR * np.abs(logits).max(), (name, logits)
         assert results["errors"][name] < MAX_RELATIVE_ERROR, (name, results["errors"][name])
         assert results["ids_equal"][name], name
 
