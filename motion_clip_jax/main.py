@@ -25,6 +25,20 @@ from motion_clip_jax import cli_errors  # noqa: E402
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl, eval_results.json go here.")
+flags.DEFINE_bool(
+    "dry_run", False, "Print the memory plan (motion_clip_jax/train/memory_plan.py); train nothing."
+)
+flags.DEFINE_float("device_memory_gb", 0.0, "With --dry_run: the micro-batches that fit this.")
+flags.DEFINE_integer(
+    "dry_run_devices", 0, "With --dry_run: plan for this many (fake) CPU devices, e.g. 8."
+)
+flags.DEFINE_enum(
+    "dry_run_target",
+    "",
+    ["", "cpu", "gpu", "tpu"],
+    "With --dry_run: plan with this backend's "
+    "defaults (image-tower chunk); '' = the backend at hand.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -119,12 +133,29 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     trainer.train_and_evaluate(config, workdir)
 
 
+def plan(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """--dry_run: the memory plan, no training (nothing but the plan file is written)."""
+    if FLAGS.dry_run_devices:  # before JAX starts its backend
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        count = f"--xla_force_host_platform_device_count={FLAGS.dry_run_devices}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {count}".strip()
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
+    from motion_clip_jax.train import memory_plan
+
+    memory_plan.run_plan(config, workdir, FLAGS.device_memory_gb, FLAGS.dry_run_target)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]} (flags are --name=value)")
     if not FLAGS["verbosity"].present:  # progress goes to stdout; library INFO chatter is muted
         logging.set_verbosity(logging.WARNING)
     try:
+        if FLAGS.dry_run:
+            plan(load_config(), FLAGS.workdir)
+            return
         run(load_config(), FLAGS.workdir)
     except cli_errors.USER_ERRORS as e:
         if FLAGS["verbosity"].present:
