@@ -53,8 +53,13 @@ def held_fixed(runs: Sequence[Run]) -> str:
         if len(distinct) == 1:
             value = str(distinct[0])
         else:
-            by_row = dict.fromkeys(f"{row} {values[row, col]}" for row, col in values)
-            value = "varies by row: " + ", ".join(by_row)
+            by_row: dict[str, list] = {}
+            for (row, _), v in values.items():  # a row's columns may differ too (few-shot k)
+                if v not in by_row.setdefault(row, []):
+                    by_row[row].append(v)
+            value = "varies by row: " + ", ".join(
+                f"{row} {'/'.join(map(str, vs))}" for row, vs in by_row.items()
+            )
         where = "ours (the synthetic world, configs/synthetic.py)" if synthetic else source
         if synthetic and path in ("model.num_frames", "model.motion_step", "model.n_ctx"):
             where = source  # the model's settings follow the paper's as on real data
