@@ -174,7 +174,7 @@ def _python_m(module: str, argv: list[str]) -> subprocess.CompletedProcess:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,  # a safety net: a busy 2-core box runs a train + eval case in minutes
         env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
