@@ -1,10 +1,16 @@
-"""Shared fixtures: the external OpenAI reference code, loaded by file path."""
+"""Shared fixtures: the external OpenAI reference code, loaded by file path; folders that the
+xdist workers of one machine build once and share."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.util
+import json
 import os
 import pathlib
+import shutil
 import sys
 
 import pytest
@@ -78,3 +84,54 @@ def random_tiny_clip(image_resolution: int = 32, seed: int = 0):
     from motion_clip_jax.models.clip import clip_config, init_clip
 
     return init_clip(clip_config("tiny", image_resolution=image_resolution), seed)
+
+
+# --- fixtures built once per machine ----------------------------------------------------------
+
+SHARED_ROOT = pathlib.Path("/tmp/motion_clip_tests")
+_SOURCE_DIRS = ("motion_clip_jax", "configs", "data_prep")
+
+
+def source_digest() -> str:
+    """A hash of the package, its configs and data_prep: what a trained fixture depends on."""
+    digest = hashlib.sha256()
+    for top in _SOURCE_DIRS:
+        for path in sorted((REPO_ROOT / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(REPO_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def built_once(name: str, key, build) -> pathlib.Path:
+    """The folder `SHARED_ROOT/<name>-<hash>`, filled by `build(folder)` once per machine.
+
+    The hash covers the source (`source_digest`) and `key` (the flags that shape the folder), so
+    a folder is only reused for the code and settings that made it. xdist workers (and later
+    sessions) take a file lock: the first builds while the others wait, then all read the same
+    folder. It is built in place (runs record absolute paths) and trusted only once its `DONE`
+    marker exists; a build that died half way is removed and done again."""
+    digest = hashlib.sha256(json.dumps([source_digest(), key]).encode()).hexdigest()[:16]
+    folder = SHARED_ROOT / f"{name}-{digest}"
+    with locked(folder):
+        if not (folder / "DONE").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            marker = folder / "DONE.tmp"
+            marker.write_text(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\n")
+            os.replace(marker, folder / "DONE")
+    return folder
+
+
+@contextlib.contextmanager
+def locked(folder: pathlib.Path):
+    """Holds the machine-wide lock of a `built_once` folder: taken by tests that run a driver on
+    the shared folder, so two workers never run one there at once."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -16,6 +16,8 @@ from motion_clip_jax.core import model_spec
 from motion_clip_jax.experiments import paper, paper_tables
 from motion_clip_jax.experiments import plan as plan_lib
 
+from .conftest import built_once, locked
+
 # Runs for ONE dataset (the issue's counts).
 COUNTS = {
     ("table5", "hmdb51"): 200, ("table5", "ucf101"): 200, ("table4", "kinetics400"): 50,
@@ -137,13 +139,7 @@ SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most r
 ]
 
 
-# Session-scoped: a module-scoped root is built again when an xdist worker runs another module's
-# tests in between. (Each worker that runs one of these tests still builds its own: pytest-xdist
-# 3.8's --dist loadgroup did not group them under pytest 9.2, checked 2026-12-02.)
-@pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("paper")
-    outputs = {}
+def build_synthetic_root(root) -> None:
     for name, flags in SYNTHETIC:
         extra = flags[flags.index("--") + 1 :] if "--" in flags else []
         flags = flags[: flags.index("--")] if "--" in flags else flags
@@ -152,7 +148,14 @@ def synthetic_root(tmp_path_factory):
         argv = [name, "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
                 *flags, "--", *tiny(str(root)), *extra]  # fmt: skip
         assert paper.main(argv) == 0, name
-        outputs[name] = json.loads((root / f"{name}_synthetic.json").read_text())
+
+
+# Built once per machine and shared by the xdist workers (conftest.built_once): ~7 min of
+# training that each worker would otherwise repeat.
+@pytest.fixture(scope="session")
+def synthetic_root():
+    root = built_once("paper_root", [SYNTHETIC, tiny("ROOT")], build_synthetic_root)
+    outputs = {n: json.loads((root / f"{n}_synthetic.json").read_text()) for n, _ in SYNTHETIC}
     return root, outputs
 
 
@@ -241,7 +244,8 @@ def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthet
     capsys.readouterr()
     argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
             "--", *tiny(str(root))]  # fmt: skip
-    assert paper.main(argv) == 0
+    with locked(root):
+        assert paper.main(argv) == 0
     assert "done:" in capsys.readouterr().out
     assert os.path.getmtime(os.path.join(full, "eval_results.json")) == before
 
@@ -288,7 +292,8 @@ def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
     argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
             "--", *other]  # fmt: skip
     capsys.readouterr()
-    assert paper.main(argv) == 1
+    with locked(root):
+        assert paper.main(argv) == 1
     err = capsys.readouterr().err
     assert "holds another experiment" in err and "train.num_steps: 3 -> 5" in err
 
@@ -309,14 +314,14 @@ def test_table3_counts_parameters_and_flops(synthetic_root):
         assert note in text, note
 
 
-def test_the_compile_cache_gives_the_same_results(tmp_path):
+def test_the_compile_cache_gives_the_same_results(synthetic_root, tmp_path):
     """Two tables in fresh processes: the second compiles nothing new (it reads the cache the
     first wrote) and its results are bit for bit the first's."""
     cache = tmp_path / "cache"
     outputs = []
     for name in ("first", "second"):
         root = tmp_path / name
-        overrides = tiny(str(tmp_path))  # one dataset and CLIP for both
+        overrides = tiny(str(synthetic_root[0]))  # the shared root's dataset and CLIP (read only)
         argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache",
                 str(cache), "--", *overrides]  # fmt: skip
         code = "import sys; from motion_clip_jax.experiments import paper; sys.exit(paper.main(sys.argv[1:]))"
