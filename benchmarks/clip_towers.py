@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from benchmarks.calibration import calibration, machine_line  # noqa: E402
 from benchmarks.timing import best_times, lowered_flops  # noqa: E402
 from motion_clip_jax.convert import clip_from_torch  # noqa: E402
-from motion_clip_jax.models import config as config_lib  # noqa: E402
+from motion_clip_jax.models import model_config as config_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
 from tests.conftest import load_openai_clip_file  # noqa: E402
 

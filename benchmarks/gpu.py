@@ -114,7 +114,7 @@ class Bench:
 
         from motion_clip_jax.core.class_prompts import class_prompt_tokens
         from motion_clip_jax.core.classnames import load_classnames
-        from motion_clip_jax.models import config as config_lib
+        from motion_clip_jax.models import model_config as config_lib
         from motion_clip_jax.models import video_clip as video_lib
         from motion_clip_jax.train import config as train_config
         from motion_clip_jax.train import mesh as mesh_lib

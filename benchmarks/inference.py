@@ -38,7 +38,7 @@ from benchmarks.calibration import calibration, machine_line  # noqa: E402
 from benchmarks.timing import best_times, lowered_flops  # noqa: E402
 from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
 from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
-from motion_clip_jax.models import config as config_lib  # noqa: E402
+from motion_clip_jax.models import model_config as config_lib  # noqa: E402
 from motion_clip_jax.models import params as params_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
 

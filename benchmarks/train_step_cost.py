@@ -31,8 +31,8 @@ import jax.numpy as jnp  # noqa: E402
 from motion_clip_jax.core import model_spec  # noqa: E402
 from motion_clip_jax.core.class_prompts import class_prompt_tokens  # noqa: E402
 from motion_clip_jax.core.classnames import load_classnames  # noqa: E402
-from motion_clip_jax.models import config as config_lib  # noqa: E402
 from motion_clip_jax.models import cost  # noqa: E402
+from motion_clip_jax.models import model_config as config_lib  # noqa: E402
 from motion_clip_jax.models import params as params_lib  # noqa: E402
 from motion_clip_jax.models import video_clip as video_lib  # noqa: E402
 

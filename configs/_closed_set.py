@@ -1,7 +1,7 @@
 """Shared by hmdb_closed.py and ucf_closed.py: the paper's closed-set recipe on one official split."""
 
 from motion_clip_jax.core.model_spec import VARIANTS
-from motion_clip_jax.models.config import model_config
+from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.train.config import base_config
 
 

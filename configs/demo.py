@@ -12,7 +12,8 @@ prints a results table.
 
 import ml_collections
 
-from motion_clip_jax.models.config import model_config
+import motion_clip_jax.synthetic  # noqa: F401 (registers the providers this config names)
+from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.train.config import base_config
 
 

@@ -10,7 +10,7 @@ to the workdir (few_shot_<k>shot_seed<draw>.txt); the draw is a pure function of
 """
 
 from configs._closed_set import check_variant
-from motion_clip_jax.models.config import model_config
+from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.train.config import base_config
 
 DATASETS = {

@@ -8,7 +8,7 @@ evaluation split (validation by default; test if your copy has one) and the mode
 """
 
 from configs._closed_set import check_variant
-from motion_clip_jax.models.config import model_config
+from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.train.config import base_config
 
 

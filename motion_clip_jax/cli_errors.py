@@ -7,11 +7,11 @@ print that message instead of a traceback. Anything else is a bug and keeps its 
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from motion_clip_jax.core import json_file
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
 
@@ -21,7 +21,7 @@ def message(error: BaseException) -> str:
     if isinstance(error, KeyError) and error.args:
         text = f"unknown name {error.args[0]!r}"
     elif isinstance(error, UnicodeDecodeError):
-        text = f"not a UTF-8 text file ({error.reason} at byte {error.start})"
+        text = json_file.not_utf8(error)
     else:
         text = str(error)
     text = " ".join(part.strip() for part in text.splitlines() if part.strip())
@@ -41,25 +41,3 @@ def run_main(main: Callable[..., int | None], *args: Any) -> int:
         return main(*args) or 0
     except USER_ERRORS as e:
         return report(e)
-
-
-def read_json(path: str | os.PathLike, what: str = "", expect: type = dict) -> Any:
-    """The JSON document in `path`, which must be a `expect` (default: an object); errors name the
-    file: missing, not JSON, not UTF-8, the wrong kind of document."""
-    path = os.fspath(path)
-    label = f"{what} {path}" if what else path
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{label} is a folder, not a JSON file")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{label} not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{label}: {message(e)}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{label}: not valid JSON ({e})") from None
-    if not isinstance(data, expect):
-        kind = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise ValueError(f"{label}: expected a JSON {kind}, got a {type(data).__name__}")
-    return data

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.data import pipeline, records, sampling, shuffle, source
 
 from . import damaged_data

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.data import sampling, shuffle
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.data import transforms
 
 

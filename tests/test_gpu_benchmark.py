@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models import video_clip as video_lib
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 
 TINY_CLIP = dict(vision_layers=2, transformer_layers=1, vision_width=64)

@@ -9,7 +9,7 @@ import pytest
 
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.model_spec import motion_pairs, num_motion_pairs
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.blocks import TransformerStack
 from motion_clip_jax.models.motion import MotionModelingBlock
 

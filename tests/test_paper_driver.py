@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from motion_clip_jax.core import model_spec
-from motion_clip_jax.experiments import paper, paper_tables
+from motion_clip_jax.experiments import paper, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 
-from .conftest import built_once, locked
+from .conftest import REPO_ROOT, built_once, locked
 
 # Runs for ONE dataset (the issue's counts).
 COUNTS = {
@@ -286,6 +286,43 @@ def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
                            for r in outputs["table5"]["runs"])  # fmt: skip
 
 
+def test_pair_label():
+    assert report.pair_label("moving left", "moving right") == "left / right"
+    assert report.pair_label("growing", "shrinking") == "growing / shrinking"
+    assert report.pair_label("rotating clockwise", "rotating anticlockwise") == (
+        "clockwise / anticlockwise"
+    )
+
+
+def test_synthetic_tables_report_within_pair_accuracy(synthetic_root):
+    """Per (row, column): each order pair of the world and the runs' mean over pairs, as mean +-
+    sample std of the runs' main/single_view pair_accuracy in %; none for zero-shot tables."""
+    from motion_clip_jax.synthetic.world import CLASS_NAMES
+
+    root, outputs = synthetic_root
+    pairs = {f"{i}-{i + 1}": report.pair_label(*CLASS_NAMES[i : i + 2]) for i in range(0, 8, 2)}
+    for name, n in (("fig3a", 1), ("table5", 2)):
+        assert (
+            "## Within-pair accuracy (synthetic world)"
+            in (root / f"{name}_synthetic.md").read_text()
+        )
+        rows = outputs[name]["pair_accuracy"]
+        assert len(rows) == len(outputs[name]["cells"])  # one metric per cell in these tables
+        for record in rows:
+            (cell,) = [c for c in outputs[name]["cells"]
+                       if (c["row"], c["column"]) == (record["row"], record["column"])]  # fmt: skip
+            got = [results(w)["main/single_view"]["pair_accuracy"] for w in cell["workdirs"]]
+            assert list(record["pairs"]) == [*pairs.values(), "mean"]
+            for key, label in [*pairs.items(), ("mean", "mean")]:
+                values = [100 * g[key] for g in got]
+                stat = record["pairs"][label]
+                assert stat["n"] == n and stat["mean"] == pytest.approx(np.mean(values))
+                if n > 1:
+                    assert stat["std"] == pytest.approx(np.std(values, ddof=1))
+    for name in ("table6", "table7"):
+        assert "pair_accuracy" not in outputs[name]
+
+
 def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):
     root, _ = synthetic_root
     other = [o.replace("num_steps=3", "num_steps=5") for o in tiny(str(root))]
@@ -325,7 +362,7 @@ def test_the_compile_cache_gives_the_same_results(synthetic_root, tmp_path):
         argv = ["table8", "--dataset", "synthetic", "--root", str(root), "--compile_cache",
                 str(cache), "--", *overrides]  # fmt: skip
         code = "import sys; from motion_clip_jax.experiments import paper; sys.exit(paper.main(sys.argv[1:]))"
-        env = {**os.environ, "PYTHONPATH": str(plan_lib.REPO_ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True,
                        capture_output=True, cwd=str(tmp_path))  # fmt: skip
         outputs.append(results(root / "synthetic" / "closed" / "full"))

@@ -9,8 +9,8 @@ import pytest
 
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import cost
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models import video_clip as video_lib
 

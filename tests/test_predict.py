@@ -21,7 +21,7 @@ import tensorflow as tf
 import torch
 
 from motion_clip_jax.convert import clip_to_torch
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.data import transforms
 from motion_clip_jax.data.video_file import VideoError
 from motion_clip_jax.inference import cli, predict

@@ -13,8 +13,8 @@ import pytest
 
 from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
 from motion_clip_jax.models import cost
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 
 from .conftest import REPO_ROOT

@@ -10,7 +10,7 @@ import pytest
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.core.tokenizer import EOT_TOKEN, SOT_TOKEN, get_tokenizer, tokenize
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.params import merge_params
 

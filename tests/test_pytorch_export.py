@@ -20,7 +20,7 @@ import torch
 
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.clip import init_clip
 from motion_clip_jax.models.video_clip import (
     build_model,

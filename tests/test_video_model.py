@@ -11,7 +11,7 @@ import pytest
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.losses import cosine_logits, softmax_cross_entropy
 from motion_clip_jax.models.params import merge_params

@@ -9,7 +9,7 @@ Every ablation of the paper (Fig. 3a, Tables 1, 4, 5) is a set of switches on th
   mmb_map       MMB + motion-aware prompts, no MCB
   full          MMB + motion-aware prompts + MCB (the paper's model)
 
-Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/config.py` wraps these
+Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/model_config.py` wraps these
 defaults in a `ConfigDict`), the pure-PyTorch model and the export format all read this one
 definition. Default sizes are the paper's Table 3 (ViT-B/16, D = 512: Baseline 2,106,368 = +2.1M,
 full 4,288,576 = +4.29M trainable, against the paper's +2.1M / +4.2M): streams of MLP ratio 2 and an

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from motion_clip_jax.core.video import NUM_TEST_CROPS, NUM_TEST_SAMPLINGS
+from motion_clip_jax.core.video_spec import NUM_TEST_CROPS, NUM_TEST_SAMPLINGS
 from motion_clip_jax.data import sampling, shuffle, source, transforms
 
 _logger = logging.getLogger(__name__)

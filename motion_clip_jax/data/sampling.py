@@ -1,6 +1,6 @@
 """Segment-based (TSN-style) frame sampling inside tf.data: which T of N stored frames to decode.
 
-The formulas, defined with their NumPy reference functions in `motion_clip_jax.core.video`: the clip [0, N) is cut into T equal segments, segment t = [t N / T, (t + 1) N / T); frame i
+The formulas, defined with their NumPy reference functions in `motion_clip_jax.core.video_spec`: the clip [0, N) is cut into T equal segments, segment t = [t N / T, (t + 1) N / T); frame i
 covers [i, i + 1).
 - Test (single view): the frame at each segment's centre, floor((t + 1/2) N / T), TSN's and
   mmaction's test-time formula.

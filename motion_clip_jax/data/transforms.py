@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from motion_clip_jax.core.video import CLIP_MEAN, CLIP_STD
+from motion_clip_jax.core.video_spec import CLIP_MEAN, CLIP_STD
 
 MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)
 

@@ -2,7 +2,7 @@
 
 `experiments.paper table5 --choose_lr 1e-3,3e-3,1e-2` trains every row at every rate of the grid
 on draw 0 of each k column, evaluates the run's validation set (eval.validation_per_class
-training videos per class that no draw of that seed holds: data/few_shot.py draw_validation),
+training videos per class that no draw of that seed holds: data/few_shot_draw.py draw_validation),
 and gives each (dataset, row) the rate with the best validation top-1 averaged over its columns
 (ties: the first rate of the grid). A rate whose run stops at a NaN / Inf loss on any column is
 recorded as diverged (DIVERGED_FILE in its workdir) and is not chosen. The test set is evaluated

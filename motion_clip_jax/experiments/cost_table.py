@@ -18,12 +18,13 @@ from motion_clip_jax.models import params as params_lib
 FULL_CONTEXT = 77  # CLIP's context length: what a counter that runs every prompt in full sees
 
 
-def class_names_of(dataset: str) -> list[str]:
-    """The class names a dataset's prompts use (vendored lists; the synthetic world's own)."""
-    if dataset == "synthetic":
-        from motion_clip_jax.synthetic.world import CLASS_NAMES
+def class_names_of(dataset: str, config: ml_collections.ConfigDict) -> list[str]:
+    """The class names a dataset's prompts use: its data source's (a provider that writes the
+    dataset declares them), else the vendored list."""
+    if config.data.source:
+        from motion_clip_jax.train import providers
 
-        return [name.replace("_", " ") for name in CLASS_NAMES]
+        return list(providers.resolve("data.source", config.data.source).class_names)
     from motion_clip_jax.core.classnames import load_classnames
 
     return list(load_classnames(dataset))

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from motion_clip_jax import cli_errors
+from motion_clip_jax.core import json_file
 from motion_clip_jax.experiments import choose_lr, figures, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 from motion_clip_jax.experiments.plan import Run
@@ -247,7 +248,7 @@ def check_recorded_config(run: Run) -> None:
     path = os.path.join(run.workdir, workdir_lib.CONFIG_FILE)
     if not os.path.exists(path):
         return
-    recorded = cli_errors.read_json(path)
+    recorded = json_file.read_json(path)
     config = plan_lib.build_config(run.config, run.overrides)
     changes = workdir_lib.training_changes(recorded, json.loads(config.to_json_best_effort()))
     if changes:
@@ -257,25 +258,12 @@ def check_recorded_config(run: Run) -> None:
         )
 
 
-_STARTED = False
-
-
 def train_run(run: Run) -> None:
     """`python -m motion_clip_jax.main --config=... --workdir=...`, in this process."""
-    global _STARTED
-    from motion_clip_jax.train import trainer
-    from motion_clip_jax.train.config import validate_config
+    from motion_clip_jax.train import launch
 
-    config = plan_lib.build_config(run.config, run.overrides)
-    validate_config(config)
-    if not _STARTED:
-        import tensorflow as tf
-
-        tf.config.set_visible_devices([], "GPU")  # tf.data only: JAX owns the accelerators
-        trainer.initialize_distributed(config)
-        _STARTED = True
     start = time.time()
-    trainer.train_and_evaluate(config, run.workdir)
+    launch.start(plan_lib.build_config(run.config, run.overrides), run.workdir)
     print(f"    {run.workdir}: {time.time() - start:.0f} s", flush=True)
 
 
@@ -296,18 +284,20 @@ def write_table(
     data = {"table": table.name, "title": table.title, "cells": table_cells,
             "runs": [dict(r.plan_entry(), command=report.shell_command(r))
                      for r in plan_lib.unique_runs(runs)]}  # fmt: skip
-    lr_text = ""
+    sections = []
     if lr_choice is not None:
         per_class = ", ".join(map(str, lr_choice["validation_per_class"]))
-        lr_text = choose_lr.markdown(lr_choice["rows"], lr_choice["grid"], per_class)
+        sections.append(choose_lr.markdown(lr_choice["rows"], lr_choice["grid"], per_class))
         data["learning_rate_choice"] = lr_choice
     figure = figures.write_figure(table, table_cells, output_stem(args) + ".png")
     if figure:
-        name = os.path.basename(figure)
-        lr_text = (
-            f"![{table.title}]({name})\n\n{lr_text}" if lr_text else f"![{table.title}]({name})"
-        )
-    text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header, lr_text)
+        sections.insert(0, f"![{table.title}]({os.path.basename(figure)})\n")
+    pairs = report.pair_rows(table_cells, runs)
+    if pairs:
+        sections.append(report.pair_markdown(pairs))
+        data["pair_accuracy"] = pairs
+    extra = "\n".join(sections)
+    text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header, extra)
     write_outputs(args, text, data)
     print(text)
 
@@ -319,12 +309,13 @@ def write_cost_table(args: argparse.Namespace, table: paper_tables.Table) -> int
     planner = plan_lib.Planner(args.root)
     only = [key for key in args.only.split(",") if key]
     for dataset in plan_lib.datasets_of(table, args.dataset):
-        names = cost_table.class_names_of(dataset)
         for row in plan_lib.rows_of(table, only):
             config_arg = plan_lib.CONFIGS["closed"][dataset].format(
                 variant=row.spec["variant"], split=1
             )
-            model_config = planner.base(config_arg).model
+            config = planner.base(config_arg)
+            model_config = config.model
+            names = cost_table.class_names_of(dataset, config)
             print(f"table3: {row.label} on {dataset} ({len(names)} classes)...", flush=True)
             rows.append(
                 {

@@ -20,13 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
-from absl import flags
-from ml_collections import config_flags
 
 from motion_clip_jax.experiments import paper_tables
 from motion_clip_jax.experiments.paper_tables import Column, Row, Table
+from motion_clip_jax.train import config_file
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # protocol -> dataset -> config argument template ({variant}, {split}, {k}, {draw}).
 CONFIGS = {
     "closed": {
@@ -100,28 +98,9 @@ class Run:
         }
 
 
-def config_path(config_arg: str) -> str:
-    """The file of a --config argument, from the cwd or else the repository root."""
-    path = config_arg.split(":")[0]
-    return path if os.path.exists(path) else os.path.join(REPO_ROOT, path)
-
-
 def build_config(config_arg: str, overrides: Sequence[str]) -> ml_collections.ConfigDict:
-    """The config `main` would train for --config=config_arg plus overrides (same parser)."""
-    path = config_path(config_arg)
-    argv = ["paper", f"--config={path}{config_arg[len(config_arg.split(':')[0]) :]}", *overrides]
-    flag_values = flags.FlagValues()
-    # sys_argv: the overrides config_flags defines as flags are read from this argv.
-    config_flags.DEFINE_config_file(
-        "config", None, "", flag_values=flag_values, lock_config=True, sys_argv=argv
-    )
-    try:
-        flag_values(argv)
-    except (flags.Error, ValueError, KeyError, AttributeError, TypeError) as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        detail = lines[-1] if "Traceback" in str(e) else (lines[0] if lines else type(e).__name__)
-        raise ValueError(f"--config={config_arg} {' '.join(overrides)}: {detail}") from None
-    return flag_values.config
+    """The config `main` would train for --config=config_arg plus overrides (same loader)."""
+    return config_file.load(config_arg, overrides)
 
 
 def _format(value: Any) -> str:

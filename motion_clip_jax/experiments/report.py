@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from motion_clip_jax import cli_errors
+from motion_clip_jax.core import json_file
 from motion_clip_jax.experiments.paper_tables import DATASET_LABELS, Table
 from motion_clip_jax.experiments.plan import Run, rows_of
 from motion_clip_jax.experiments.settings import held_fixed
@@ -67,7 +67,7 @@ def run_values(run: Run, results: dict[str, Any], metric: str) -> dict[str, Any]
 
 def load(run: Run) -> dict[str, Any] | None:
     path = os.path.join(run.workdir, "eval_results.json")
-    return cli_errors.read_json(path) if os.path.exists(path) else None
+    return json_file.read_json(path) if os.path.exists(path) else None
 
 
 def _paper_value(table: Table, row: str, column: str, metric: str, dataset: str) -> str:
@@ -121,6 +121,65 @@ def cells(table: Table, runs: Sequence[Run], only: Sequence[str], mcb_forms: boo
                     "workdirs": [r.workdir for r in members],
                 })  # fmt: skip
     return out
+
+
+def pair_label(name_a: str, name_b: str) -> str:
+    """'moving left', 'moving right' -> 'left / right' (the leading words they share dropped)."""
+    a, b = name_a.split(), name_b.split()
+    while len(a) > 1 and len(b) > 1 and a[0] == b[0]:
+        a, b = a[1:], b[1:]
+    return f"{' '.join(a)} / {' '.join(b)}"
+
+
+def pair_rows(table_cells: list[dict], runs: Sequence[Run]) -> list[dict]:
+    """The synthetic world's within-pair accuracy (`main/single_view` `pair_accuracy`: choosing
+    between the two classes of a video's order pair, chance 50%) per (row, column) of a table:
+    {row, row_label, column, column_label, pairs: {label: {mean, std, n}}} in %, the runs' mean
+    over pairs last as 'mean'. Zero-shot cells (they read other sets) have none."""
+    out = []
+    for row, row_label, column, column_label in dict.fromkeys(
+        (c["row"], c["row_label"], c["column"], c["column_label"]) for c in table_cells
+    ):
+        values: dict[str, list[float]] = {}
+        for run in runs:
+            if (run.row, run.column) != (row, column) or run.dataset != "synthetic" or run.reads:
+                continue
+            pairs = ((load(run) or {}).get("main/single_view") or {}).get("pair_accuracy")
+            if not pairs:
+                continue
+            info = json_file.read_json(os.path.join(run.workdir, "run_info.json"))
+            names = info["class_names"]
+            for key in [k for k in pairs if k != "mean"] + ["mean"]:
+                label = (
+                    key if key == "mean" else pair_label(*(names[int(i)] for i in key.split("-")))
+                )
+                values.setdefault(label, []).append(100 * pairs[key])
+        if values:
+            stats = {}
+            for label, got in values.items():
+                mean, std = mean_std(got)
+                stats[label] = {"mean": mean, "std": std, "n": len(got)}
+            out.append({"row": row, "row_label": row_label, "column": column,
+                        "column_label": column_label, "pairs": stats})  # fmt: skip
+    return out
+
+
+def pair_markdown(rows: list[dict]) -> str:
+    """The within-pair accuracy section of `pair_rows`."""
+    labels = list(dict.fromkeys(label for r in rows for label in r["pairs"]))
+    head = ["Method", "Column", *(("mean over pairs" if x == "mean" else x) for x in labels)]
+    lines = ["## Within-pair accuracy (synthetic world)", "",
+             "Choosing between the two classes of the video's order pair (the same frames in "
+             "opposite order; chance 50%), on the single view; in %, mean +- sample std over the "
+             "runs.", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]  # fmt: skip
+    for r in rows:
+        cells = []
+        for label in labels:
+            stat = r["pairs"].get(label)
+            std = "" if stat is None or stat["std"] is None else f" +- {stat['std']:.1f}"
+            cells.append("-" if stat is None else f"{stat['mean']:.1f}{std}")
+        lines.append("| " + " | ".join([r["row_label"], r["column_label"], *cells]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _cell_text(cell: dict) -> str:

@@ -14,9 +14,9 @@ import re
 import sys
 from collections import defaultdict
 
-import numpy as np
-
 from motion_clip_jax import cli_errors
+from motion_clip_jax.core import json_file
+from motion_clip_jax.experiments import report
 
 
 def load_results(workdir: str) -> dict:
@@ -25,11 +25,11 @@ def load_results(workdir: str) -> dict:
     path = os.path.join(workdir, "eval_results.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no evaluation results (has the run finished?)")
-    return cli_errors.read_json(path)
+    return json_file.read_json(path)
 
 
 def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, float]]:
-    """{group/view: {mean, std (sample, n - 1), n, values}} over splits (one workdir) or over
+    """{group/view: {mean, std (sample, n - 1; None for one value), n, values}} over splits (one workdir) or over
     workdirs."""
     groups: dict[str, list[float]] = defaultdict(list)
     for workdir in workdirs:
@@ -45,21 +45,18 @@ def summarize(workdirs: list[str], metric: str = "top1") -> dict[str, dict[str, 
             if len(workdirs) == 1:
                 name = re.sub(r"_split\d+$", "", name)
             groups[f"{name}/{view}"].append(100 * value[metric])
-    return {
-        k: {"mean": float(np.mean(v)), "std": _sample_std(v), "n": len(v), "values": v}
-        for k, v in sorted(groups.items())
-    }
-
-
-def _sample_std(values: list[float]) -> float:
-    """The sample std (n - 1), as every table of this project reports; 0 for one value."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    summary = {}
+    for key, values in sorted(groups.items()):
+        mean, std = report.mean_std(values)
+        summary[key] = {"mean": mean, "std": std, "n": len(values), "values": values}
+    return summary
 
 
 def format_table(summary: dict[str, dict[str, float]], metric: str = "top1") -> str:
     lines = [f"| set / view | {metric} (%) mean +- std | n |", "| --- | --- | --- |"]
     for key, s in summary.items():
-        lines.append(f"| {key} | {s['mean']:.2f} +- {s['std']:.2f} | {s['n']} |")
+        std = "-" if s["std"] is None else f"{s['std']:.2f}"
+        lines.append(f"| {key} | {s['mean']:.2f} +- {std} | {s['n']} |")
     return "\n".join(lines)
 
 

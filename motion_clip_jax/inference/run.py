@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from motion_clip_jax.cli_errors import read_json
+from motion_clip_jax.core.json_file import read_json
 from motion_clip_jax.train.workdir import checkpoint_steps
 
 

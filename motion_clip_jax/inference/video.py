@@ -1,7 +1,7 @@
 """A video file -> the model's test views, in NumPy: PyAV decode, segment sampling, crops, resize.
 
 Both predict commands (JAX and PyTorch) read videos through this module, so they see identical
-inputs. It applies the evaluation views of `core/video.py` (the same sampling, crops and
+inputs. It applies the evaluation views of `core/video_spec.py` (the same sampling, crops and
 normalisation as the tf.data pipeline, docs/data.md) to the frames of a file:
 
 - Single view: the centre frame of each of T segments, centre square crop. Multi-view: 4 random
@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from motion_clip_jax.core.video import normalize, side_crop_boxes, view_indices
+from motion_clip_jax.core.video_spec import normalize, side_crop_boxes, view_indices
 from motion_clip_jax.data.video_file import decoded_frames, open_video
 
 

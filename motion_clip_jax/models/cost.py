@@ -20,7 +20,7 @@ import ml_collections
 
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.params import merge_params
 

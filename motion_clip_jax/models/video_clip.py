@@ -25,7 +25,7 @@ import ml_collections
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.losses import cosine_logits, softmax_cross_entropy
 from motion_clip_jax.models.mcb import MultimodalCommunicationBlock
 from motion_clip_jax.models.motion import MotionModelingBlock

@@ -27,9 +27,9 @@ import torch
 
 from motion_clip_jax.convert import clip_to_torch
 from motion_clip_jax.convert.layout import flax_leaf_to_torch
-from motion_clip_jax.core.video import CLIP_MEAN, CLIP_STD
+from motion_clip_jax.core.video_spec import CLIP_MEAN, CLIP_STD
 from motion_clip_jax.inference.restore import load_trained_run
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.pytorch import model as torch_model
 
 

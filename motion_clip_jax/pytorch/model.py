@@ -337,7 +337,7 @@ def cosine_logits(video: torch.Tensor, text: torch.Tensor, temperature: float) -
 
 
 class VideoCLIP(nn.Module):
-    """The paper's model, every variant (config switches as in `models/config.py`).
+    """The paper's model, every variant (config switches as in `models/model_config.py`).
 
     forward(video (B, T, 3, H, W), classes) -> logits (B, K); classes is a list of K class names,
     or (ids (K, L), eos (K,)) from `class_tokens` / `self.class_tokens`.

@@ -35,7 +35,7 @@ import optax
 
 from motion_clip_jax.convert import flax_file
 from motion_clip_jax.core.tokenizer import tokenize
-from motion_clip_jax.core.video import CLIP_MEAN, CLIP_STD
+from motion_clip_jax.core.video_spec import CLIP_MEAN, CLIP_STD
 from motion_clip_jax.models.clip import CLIP, CLIPConfig, clip_config, init_clip
 from motion_clip_jax.synthetic import world
 from motion_clip_jax.train.providers import provider

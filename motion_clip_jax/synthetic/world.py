@@ -526,3 +526,6 @@ def provide_dataset(settings: dict, *, dataset_dir: str, frame_size: int, num_fr
         size=frame_size,
         num_frames=num_frames,
     )
+
+
+provide_dataset.class_names = CLASS_NAMES  # the classes its datasets hold (Table 3 counts prompts)

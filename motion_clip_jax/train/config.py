@@ -10,7 +10,7 @@ from typing import Any
 
 import ml_collections
 
-from motion_clip_jax.models.config import model_config, validate_model_config
+from motion_clip_jax.models.model_config import model_config, validate_model_config
 from motion_clip_jax.train import providers
 
 # Sub-dicts whose keys belong to someone else (eval sets, the checkpoint's CLIP, a provider).
@@ -33,7 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.clip_source_settings = ml_collections.ConfigDict()
     c.allow_random_clip = False  # tests only: run with a random-weight CLIP when no checkpoint
 
-    # --- Model: every switch is documented in motion_clip_jax/models/config.py ---
+    # --- Model: every switch is documented in motion_clip_jax/models/model_config.py ---
     c.model = model_config("full")
 
     # --- Data (tfds datasets written by data_prep; see docs/data.md) ---

@@ -13,7 +13,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from motion_clip_jax.core import classnames as classnames_lib
-from motion_clip_jax.data import few_shot, pipeline, source
+from motion_clip_jax.data import few_shot_draw, pipeline, source
 from motion_clip_jax.data import manifest as manifest_lib
 from motion_clip_jax.train import providers
 
@@ -169,25 +169,25 @@ def few_shot_video_ids(
         for video_id, label, _ in source.read_split_index(dataset_dir, train_split)
     ]
     names = source.class_names(dataset_dir)
-    drawn = few_shot.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
+    drawn = few_shot_draw.draw_few_shot(rows, k, seed, num_classes=len(names), class_names=names)
     eval_ids = [video_id for video_id, _, _ in source.read_split_index(dataset_dir, eval_split)]
     where = f" ({dataset_dir} {eval_split})"
-    few_shot.check_disjoint([v for v, _ in drawn], eval_ids, where)
+    few_shot_draw.check_disjoint([v for v, _ in drawn], eval_ids, where)
     held_out = None
     if validation_per_class:
-        held_out = few_shot.draw_validation(
+        held_out = few_shot_draw.draw_validation(
             rows, validation_per_class, seed, k=k, num_classes=len(names), class_names=names
         )
-        few_shot.check_disjoint([v for v, _ in held_out], eval_ids, where)
+        few_shot_draw.check_disjoint([v for v, _ in held_out], eval_ids, where)
     if jax.process_index() == 0:
         header = f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}"
-        few_shot.write_video_list(
+        few_shot_draw.write_video_list(
             os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt"),
             drawn,
             f"{header}, {len(drawn)} videos\nvideo_id<TAB>label",
         )
         if held_out is not None:
-            few_shot.write_video_list(
+            few_shot_draw.write_video_list(
                 os.path.join(workdir, f"validation_{validation_per_class}per_class_seed{seed}.txt"),
                 held_out,
                 f"validation videos held out of the {header} (the last {validation_per_class} "

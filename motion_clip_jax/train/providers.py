@@ -2,7 +2,9 @@
 
 A config names a provider (`data.source`, `clip_source`) and gives it its own settings
 (`data.source_settings`, `clip_source_settings`). The registry maps each name to a dotted path
-"package.module:function", imported only when a config names it. A provider function declares
+"package.module:function", imported only when a config names it. A package that provides one
+registers it itself (`register`, in its __init__), and a config naming it imports that package:
+the engine knows no provider by name. A provider function declares
 its settings and their defaults with `@provider(...)`: a setting it does not declare is an error
 naming it, and the function receives every setting (defaults filled in) as a dict.
 
@@ -19,11 +21,19 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-DATA_SOURCES = {"synthetic_motion": "motion_clip_jax.synthetic.world:provide_dataset"}
-CLIP_SOURCES = {"synthetic_tiny_clip": "motion_clip_jax.synthetic.pretrain_clip:provide_clip"}
+DATA_SOURCES: dict[str, str] = {}  # name -> "package.module:function", filled by `register`
+CLIP_SOURCES: dict[str, str] = {}
 # Config field naming the provider -> its registry, and the field of its settings.
 REGISTRIES: dict[str, dict[str, str]] = {"data.source": DATA_SOURCES, "clip_source": CLIP_SOURCES}
 SETTINGS_FIELDS = {"data.source": "data.source_settings", "clip_source": "clip_source_settings"}
+
+
+def register(field: str, name: str, target: str) -> None:
+    """Registers provider `name` of config field `field` ('data.source' | 'clip_source') as
+    `target`, "package.module:function" (imported when a config names it)."""
+    registry = REGISTRIES[field]
+    if registry.setdefault(name, target) != target:
+        raise ValueError(f"{field} provider {name!r} registered twice: {registry[name]}, {target}")
 
 
 def provider(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -40,7 +50,10 @@ def check_name(field: str, name: str) -> None:
     """'' (no provider) or a registered name; else a ValueError naming the field and known names."""
     known = REGISTRIES[field]
     if name and name not in known:
-        raise ValueError(f"config.{field}={name!r}: unknown provider; known: {sorted(known)}")
+        raise ValueError(
+            f"config.{field}={name!r}: unknown provider; known: {sorted(known)} (a provider "
+            "package registers its names when imported: import it in the config file)"
+        )
 
 
 def resolve(field: str, name: str) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.models.losses import per_clip_cross_entropy
 from motion_clip_jax.models.params import merge_params
 from motion_clip_jax.models.video_clip import VideoCLIP

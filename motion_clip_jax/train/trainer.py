@@ -28,7 +28,7 @@ from jax.sharding import Mesh
 from motion_clip_jax.convert.flax_file import load_clip, save_clip
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
@@ -38,7 +38,6 @@ from motion_clip_jax.train import feature_cache as feature_cache_lib
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
 from motion_clip_jax.train import workdir as workdir_lib
-from motion_clip_jax.train.config import validate_config
 from motion_clip_jax.train.metrics import MetricWriter
 from motion_clip_jax.train.optim import make_optimizer
 
@@ -149,8 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """Trains (resuming from the latest checkpoint in `workdir`), then evaluates. Returns results.
 
     The run holds the workdir's lock throughout (train/workdir_lock.py): a second trainer on the
-    same workdir is refused."""
-    validate_config(config)
+    same workdir is refused. The config is validated by train/launch.start."""
     workdir = os.path.abspath(workdir)
     with workdir_lock.hold_for_run(workdir, log):
         return _train_and_evaluate(config, workdir)
@@ -196,8 +194,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> MetricWriter:
-    """Checks the config against the experiment the (absolute) workdir already holds (see
-    train/workdir.py), records this start -> the metric writer."""
+    """Checks the config (validated by train/launch.start) against the experiment the (absolute)
+    workdir already holds (see train/workdir.py), records this start -> the metric writer."""
     os.makedirs(workdir, exist_ok=True)
     changes = workdir_lib.check_config(config, workdir)
     if changes:

@@ -5,7 +5,7 @@
 
 import ml_collections
 
-from motion_clip_jax.models.config import model_config
+from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.synthetic.world import WORLD_VERSION
 from motion_clip_jax.train.config import base_config
 

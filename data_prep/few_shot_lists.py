@@ -1,10 +1,10 @@
 """Write few-shot video lists (k per class, one file per k and seed) for a dataset's train split.
 
-  python -m data_prep.few_shot --data_dir data/hmdb51_split1/1.0.0 --out_dir fewshot/ \\
+  python -m data_prep.few_shot_lists --data_dir data/hmdb51_split1/1.0.0 --out_dir fewshot/ \\
       [--shots 2,4,8,16] [--seeds 0-9] [--split train]
 
 Files: <out_dir>/<dataset>_<k>shot_seed<s>.txt, lines `video_id<TAB>label`. Train on one with
-make_train_iterator(..., video_ids=[v for v, _ in few_shot.read_video_list(path)]).
+make_train_iterator(..., video_ids=[v for v, _ in few_shot_draw.read_video_list(path)]).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.few_shot",
+        prog="python -m data_prep.few_shot_lists",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="train", help="split to draw from [train]")
     args = parser.parse_args(argv)
 
-    from motion_clip_jax.data import few_shot, source
+    from motion_clip_jax.data import few_shot_draw, source
 
     dataset_dir = source.resolve_dataset_dir(args.data_dir)
     dataset = os.path.basename(os.path.dirname(dataset_dir))
     rows = source.read_split_index(dataset_dir, args.split)
-    paths = few_shot.write_draws(
+    paths = few_shot_draw.write_draws(
         args.out_dir,
         rows,
         dataset=dataset,

@@ -157,7 +157,7 @@ def write_draws(
             path = os.path.join(out_dir, list_filename(dataset, k, seed))
             header = (
                 f"few-shot draw of {dataset}: k={k} per class, seed={seed}, {len(videos)} "
-                "videos\nmotion_clip_jax.data.few_shot.draw_few_shot (BLAKE2b rank per class)\n"
+                "videos\nmotion_clip_jax.data.few_shot_draw.draw_few_shot (BLAKE2b rank per class)\n"
                 "video_id<TAB>label"
             )
             write_video_list(path, videos, header)
