@@ -69,7 +69,7 @@ def test_resize_matches_tf_pipeline(size):
 
 @pytest.mark.parametrize("multiview", [False, True])
 def test_views_of_a_real_clip_match_a_reference(multiview):
-    """Decode everything with PyAV, sample with core.video, crop with data.transforms' boxes,
+    """Decode everything with PyAV, sample with core.video_spec, crop with data.transforms' boxes,
     resize and normalise with the TF ops: the same views as inference.video's."""
     frames = _all_frames(BIKES)
     got, indices, count = inference_video.read_sampled_frames(BIKES, 8, multiview, seed=3)

@@ -157,7 +157,7 @@ class PipelineOptions:
     process. seed: non-negative int; with the process layout it fixes every batch (training) or
     the 4 random samplings of multi-view (evaluation). uint8: yield video as uint8 RGB in
     [0, 255] instead of CLIP-normalised float32 (normalise on the accelerator with
-    core.video.normalize(x, jnp); a quarter of the bytes). on_bad_record: "raise" or "skip" (module docstring). flip: training
+    core.video_spec.normalize(x, jnp); a quarter of the bytes). on_bad_record: "raise" or "skip" (module docstring). flip: training
     random horizontal flip (turn off when left / right matters, e.g. synthetic data).
     crop_scales: training multi-scale crop, fractions of the short side. num_threads: size of a
     private tf.data thread pool (None: TF's shared pool). prefetch: batches prepared ahead.

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 
 def random_indices_tf(num_frames: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
-    """TF version of `core.video.random_indices`: num_frames scalar int, offsets (T,) float64 -> (T,) int64."""
+    """TF version of `core.video_spec.random_indices`: num_frames scalar int, offsets (T,) float64 -> (T,) int64."""
     offsets = tf.cast(offsets, tf.float64)
     n = tf.cast(num_frames, tf.int64)
     num_segments = tf.shape(offsets, out_type=tf.int64)[0]
@@ -35,7 +35,7 @@ def random_indices_tf(num_frames: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
 
 
 def centre_indices_tf(num_frames: tf.Tensor, num_segments: int) -> tf.Tensor:
-    """TF version of `core.video.centre_indices`: (T,) int64."""
+    """TF version of `core.video_spec.centre_indices`: (T,) int64."""
     t = tf.range(num_segments, dtype=tf.int64)
     return (2 * t + 1) * tf.cast(num_frames, tf.int64) // (2 * num_segments)
 
