@@ -10,6 +10,7 @@ to the workdir (few_shot_<k>shot_seed<draw>.txt); the draw is a pure function of
 """
 
 from configs._closed_set import check_variant
+from motion_clip_jax.core.classnames import load_classnames
 from motion_clip_jax.models.model_config import model_config
 from motion_clip_jax.train.config import base_config
 
@@ -24,6 +25,17 @@ def few_shot_steps(k: int, num_classes: int, batch_size: int) -> int:
     """The step budget of a k-shot run, the same for every variant (not given in the paper):
     ~50 epochs of the k-shot set, at least 100 steps."""
     return max(100, 50 * k * num_classes // batch_size)
+
+
+def apply_recipe(c, k: int, draw: int, num_classes: int) -> None:
+    """The few-shot protocol on config `c`, in place: k videos per class drawn with seed `draw`
+    (which also seeds the run), batch 32, the step budget, a checkpoint every 100 steps."""
+    c.data.few_shot_k = k
+    c.data.few_shot_seed = draw
+    c.seed = draw
+    c.train.batch_size = 32
+    c.train.num_steps = few_shot_steps(k, num_classes, c.train.batch_size)
+    c.train.checkpoint_every_steps = 100
 
 
 def get_config(arg: str = "hmdb51,2,0"):
@@ -44,13 +56,7 @@ def get_config(arg: str = "hmdb51,2,0"):
     c.model = model_config(variant)
     c.clip_checkpoint = "data/clip/vit_b16.msgpack"
     c.data.dataset_dir, c.data.train_split, c.data.eval_split = DATASETS[dataset]
-    c.data.few_shot_k = k
-    c.data.few_shot_seed = draw
-    c.seed = draw
-    c.train.batch_size = 32
-    num_classes = {"hmdb51": 51, "ucf101": 101, "kinetics400": 400}[dataset]
-    c.train.num_steps = few_shot_steps(k, num_classes, c.train.batch_size)
+    apply_recipe(c, k, draw, len(load_classnames(dataset)))
     c.optim.learning_rate = 0.0015  # paper §4.3: the *initial* rate, so no warm-up (ask for one
     c.optim.warmup_steps = 0  # with --config.optim.warmup_steps=N; 10 was our earlier default)
-    c.train.checkpoint_every_steps = 100
     return c

@@ -4,9 +4,9 @@
 
 The argument is PROTOCOL,VARIANT[,K,DRAW]:
   closed,VARIANT          train on the world's train split, test on its test split (as the demo);
-  few_shot,VARIANT,K,DRAW K videos per class drawn from the train split with seed DRAW (the draw
-                          also seeds the run, as configs/few_shot.py does), batch 32 and the
-                          step budget of configs/few_shot.py (every variant the same); 25 other
+  few_shot,VARIANT,K,DRAW the few-shot recipe of configs/few_shot.py (`apply_recipe`: K videos
+                          per class drawn from the train split with seed DRAW, which also seeds
+                          the run; batch 32; its step budget, every variant the same); 25 other
                           training videos per class are evaluated as the set 'validation'
                           (held out of every draw of the seed), for choosing the learning rate
                           (experiments/paper.py --choose_lr);
@@ -39,12 +39,7 @@ def get_config(arg: str = "closed,full"):
             k, draw = int(parts[2]), int(parts[3])
         except ValueError:
             raise ValueError(f"synthetic: K and DRAW must be integers, got {arg!r}") from None
-        c.data.few_shot_k = k
-        c.data.few_shot_seed = draw
-        c.seed = draw
-        c.train.batch_size = 32
-        c.train.num_steps = few_shot.few_shot_steps(k, len(world.CLASS_NAMES), c.train.batch_size)
-        c.train.checkpoint_every_steps = 100
+        few_shot.apply_recipe(c, k, draw, len(world.CLASS_NAMES))
         c.eval.validation_per_class = 25  # the world has 100 training videos per class
         c.eval.multiview = False  # clips hold T frames of the crop size: 12 views = the single one
         c.eval.confusion_png = False

@@ -78,7 +78,7 @@ def test_providers_are_named_and_their_settings_checked():
     c.data.dataset_dir, c.allow_random_clip = "x", True
     c.data.source = "synthetic_moton"
     with pytest.raises(ValueError, match=r"^config.data.source='synthetic_moton': unknown provider; "
-                       r"known: \['synthetic_motion'\]$"):  # fmt: skip
+                       r"known: \['synthetic_motion'\] \(a provider package registers"):  # fmt: skip
         validate_config(c)
     c.data.source = "synthetic_motion"
     c.data.source_settings.num_trian = 3

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from motion_clip_jax.core import model_spec
+from motion_clip_jax.data import few_shot_draw
 from motion_clip_jax.experiments import paper, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 
@@ -198,7 +199,7 @@ def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
     root, outputs = synthetic_root
     cells = outputs["table5"]["cells"]
     assert {(c["row"], c["column"]) for c in cells} == {
-        ("full", f"synthetic/k={k}") for k in paper_tables.SHOTS
+        ("full", f"synthetic/k={k}") for k in few_shot_draw.PAPER_SHOTS
     }
     for cell in cells:
         assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
@@ -265,7 +266,7 @@ def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
         means = {}
         for lr in choice["grid"]:
             values = []
-            for k in paper_tables.SHOTS:
+            for k in few_shot_draw.PAPER_SHOTS:
                 slug = "" if lr == 0.001 else f"-lr{lr}"  # 0.001 is the config's own rate
                 workdir = root / "synthetic" / f"few_shot_k{k}" / f"{row}{slug}" / "draw0"
                 values.append(100 * results(workdir)["validation/single_view"]["top1"])

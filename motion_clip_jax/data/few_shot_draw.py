@@ -5,7 +5,8 @@ rank does not depend on the order of the list, on Python's hash() or on NumPy's 
 draw is the same on every machine and version. For one seed the draws are nested (the 2-shot
 videos are among the 4-shot ones), and the last videos of each class's rank order can be held out
 as a validation set (draw_validation), disjoint from every draw of that seed. The paper's
-protocol: k in {2, 4, 8, 16}, 10 draws (seeds 0..9) from split-1 train, tested on split-1 test.
+protocol: k in PAPER_SHOTS, PAPER_DRAWS draws (seeds 0, 1, ...) from split-1 train, tested on
+split-1 test.
 Drawn lists are written as text files so anyone can rerun or reuse them; train on one with
 make_train_iterator(..., video_ids=read_video_list(p)).
 """
@@ -17,8 +18,10 @@ from collections.abc import Iterable, Sequence
 
 from motion_clip_jax.data import shuffle
 
+# The paper's protocol (§4.3): the shots of Table 5 and the number of draws of every cell.
 PAPER_SHOTS = (2, 4, 8, 16)
-PAPER_SEEDS = tuple(range(10))
+PAPER_DRAWS = 10
+PAPER_SEEDS = tuple(range(PAPER_DRAWS))
 
 
 def _ranked_by_class(
@@ -132,8 +135,15 @@ def read_video_list(path: str) -> list[tuple[str, int]]:
     return videos
 
 
-def list_filename(dataset: str, k: int, seed: int) -> str:
-    return f"{dataset}_{k}shot_seed{seed}.txt"
+def list_filename(prefix: str, k: int, seed: int) -> str:
+    """The file of a drawn list: `<prefix>_<k>shot_seed<seed>.txt` (prefix: the dataset, or
+    'few_shot' in a run's workdir)."""
+    return f"{prefix}_{k}shot_seed{seed}.txt"
+
+
+def validation_filename(per_class: int, seed: int) -> str:
+    """The file of the validation videos held out of the draws of `seed` (`draw_validation`)."""
+    return f"validation_{per_class}per_class_seed{seed}.txt"
 
 
 def write_draws(

@@ -37,6 +37,7 @@ from typing import Any
 
 from motion_clip_jax import cli_errors
 from motion_clip_jax.core import json_file
+from motion_clip_jax.data.few_shot_draw import PAPER_DRAWS
 from motion_clip_jax.experiments import choose_lr, figures, paper_tables, report
 from motion_clip_jax.experiments import plan as plan_lib
 from motion_clip_jax.experiments.plan import Run
@@ -52,7 +53,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help=f"one of {', '.join(paper_tables.NAMES)}")  # fmt: skip
     parser.add_argument("--dataset", choices=plan_lib.DATASETS)
     parser.add_argument("--root", default="workdirs/paper")
-    parser.add_argument("--draws", type=int, default=10, help="few-shot draws per cell (paper 10)")
+    parser.add_argument("--draws", type=int, default=PAPER_DRAWS,
+                        help=f"few-shot draws per cell (paper {PAPER_DRAWS})")  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated row keys")
     parser.add_argument("--seeds", type=int, default=1,
                         help="closed-set / zero-shot cells: runs with seeds 0..N-1 per cell")  # fmt: skip
@@ -346,7 +348,11 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["python -m motion_clip_jax.experiments.paper", args.name]
     for flag in ("dataset", "root", "draws", "seeds", "only"):
         value = getattr(args, flag)
-        if value and not (flag == "draws" and value == 10) and not (flag == "seeds" and value == 1):
+        if (
+            value
+            and not (flag == "draws" and value == PAPER_DRAWS)
+            and not (flag == "seeds" and value == 1)
+        ):
             parts.append(f"--{flag} {value}")
     if args.mcb_forms:
         parts.append("--mcb_forms")

@@ -22,6 +22,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from motion_clip_jax.core import model_spec
+from motion_clip_jax.data.few_shot_draw import PAPER_SHOTS
+
 PHRASES = {3: "human action of", 4: "a human action of", 5: "a common human action of"}
 TABLE2_PHRASES = (
     "a common human action of",
@@ -34,7 +37,6 @@ DATASET_LABELS = {
     "kinetics400": "Kinetics-400",
     "synthetic": "synthetic",
 }
-SHOTS = (2, 4, 8, 16)
 # The MCB forms (core/model_spec.py: SMA keys x projections); the first is the default, the
 # others are the rows the driver adds with --mcb_forms beside every row ticked for MCB.
 MCB_FORMS = {
@@ -86,17 +88,27 @@ def closed(dataset: str, splits: tuple[int, ...] = (1,)) -> Column:
     return Column(dataset, label, {"protocol": "closed", "dataset": dataset, "splits": splits})
 
 
-def _marks(mmb: bool, map_: bool, mcb: bool) -> tuple[bool, bool, bool]:
-    return (mmb, map_, mcb)
+def variant_marks(variant: str) -> tuple[bool, bool, bool]:
+    """The MMB, MAP, MCB ticks of a variant, read from its switches (core/model_spec.VARIANTS)."""
+    switches = model_spec.VARIANTS[variant]
+    return (switches["motion_stream"], switches["prompts"] == "motion_aware", switches["mcb"])
 
 
-ABLATION_ROWS = (  # Tables 4-5: Baseline, + MCB, MMB, MMB + MAP, all three
-    Row("baseline", "Baseline", {"variant": "baseline"}, _marks(False, False, False)),
-    Row("baseline_mcb", "Baseline + MCB", {"variant": "baseline_mcb"}, _marks(False, False, True)),
-    Row("mmb", "Ours: MMB", {"variant": "mmb"}, _marks(True, False, False)),
-    Row("mmb_map", "Ours: MMB + MAP", {"variant": "mmb_map"}, _marks(True, True, False)),
-    Row("full", "Ours: MMB + MAP + MCB", {"variant": "full"}, _marks(True, True, True)),
+def ablation_row(variant: str, label: str, model: dict[str, Any] | None = None) -> Row:
+    """A row of the ablation (Fig. 3a, Tables 4-5): the variant, ticked by its switches."""
+    spec = {"variant": variant, **({"model": model} if model else {})}
+    return Row(variant, label, spec, variant_marks(variant))
+
+
+# The ablation's variants and labels (Fig. 3a's rows after CLIP; Tables 4-5's rows).
+ABLATION = (
+    ("baseline", "Baseline"),
+    ("baseline_mcb", "Baseline + MCB"),
+    ("mmb", "Ours: MMB"),
+    ("mmb_map", "Ours: MMB + MAP"),
+    ("full", "Ours: MMB + MAP + MCB"),
 )
+ABLATION_ROWS = tuple(ablation_row(variant, label) for variant, label in ABLATION)
 
 
 def mcb_form_rows(row: Row) -> list[Row]:
@@ -118,7 +130,7 @@ def _few_shot_columns(dataset: str) -> list[Column]:
     return [
         Column(f"{dataset}/k={k}", f"{DATASET_LABELS[dataset]} k={k}",
                {"protocol": "few_shot", "dataset": dataset, "k": k})
-        for k in SHOTS
+        for k in PAPER_SHOTS
     ]  # fmt: skip
 
 
@@ -166,12 +178,7 @@ _add(Table(
     ("hmdb51", "ucf101"),
     (
         Row("clip", "CLIP (mean pooling, hand-crafted)", {"variant": "clip", "model": H3}),
-        Row("baseline", "Baseline", {"variant": "baseline", "model": H3}, _marks(False, False, False)),
-        Row("baseline_mcb", "Baseline + MCB", {"variant": "baseline_mcb", "model": H3},
-            _marks(False, False, True)),
-        Row("mmb", "Ours: MMB", {"variant": "mmb", "model": H3}, _marks(True, False, False)),
-        Row("mmb_map", "Ours: MMB + MAP", {"variant": "mmb_map", "model": H3}, _marks(True, True, False)),
-        Row("full", "Ours: MMB + MAP + MCB", {"variant": "full", "model": H3}, _marks(True, True, True)),
+        *(ablation_row(variant, label, H3) for variant, label in ABLATION),
     ),
     _two_datasets,
     paper=_paper({  # DERIVED: Table 1 (CLIP A, MAP H=3) and §4.2's gains (+13.3/+16.0, +2.4/+0.8, +1.9/+0.9)
@@ -306,7 +313,7 @@ _add(Table(
     draws=True,
     paper=_paper({
         row: {f"{d}/k={k}": v for d, vals in zip(("hmdb51", "ucf101"), both)
-              for k, v in zip(SHOTS, vals)}
+              for k, v in zip(PAPER_SHOTS, vals)}
         for row, both in _T5.items()
     }),
 ))  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 import ml_collections
 
+from motion_clip_jax.data.few_shot_draw import PAPER_DRAWS
 from motion_clip_jax.experiments import paper_tables
 from motion_clip_jax.experiments.paper_tables import Column, Row, Table
 from motion_clip_jax.train import config_file
@@ -249,7 +250,7 @@ def plan(
     name: str,
     root: str,
     dataset: str | None = None,
-    draws: int = 10,
+    draws: int = PAPER_DRAWS,
     only: Sequence[str] = (),
     mcb_forms: bool = False,
     extra_overrides: Sequence[str] = (),

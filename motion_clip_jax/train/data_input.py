@@ -182,13 +182,15 @@ def few_shot_video_ids(
     if jax.process_index() == 0:
         header = f"few-shot draw: {dataset_dir} {train_split}, k={k}, seed={seed}"
         few_shot_draw.write_video_list(
-            os.path.join(workdir, f"few_shot_{k}shot_seed{seed}.txt"),
+            os.path.join(workdir, few_shot_draw.list_filename("few_shot", k, seed)),
             drawn,
             f"{header}, {len(drawn)} videos\nvideo_id<TAB>label",
         )
         if held_out is not None:
             few_shot_draw.write_video_list(
-                os.path.join(workdir, f"validation_{validation_per_class}per_class_seed{seed}.txt"),
+                os.path.join(
+                    workdir, few_shot_draw.validation_filename(validation_per_class, seed)
+                ),
                 held_out,
                 f"validation videos held out of the {header} (the last {validation_per_class} "
                 f"of each class's rank order), {len(held_out)} videos\nvideo_id<TAB>label",
