@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.data import records
 
 _VERSION_DIR = re.compile(r"\d+\.\d+\.\d+")
@@ -51,7 +52,7 @@ def open_builder(data_dir: str) -> tfds.core.DatasetBuilder:
     except Exception as e:  # tfds and protobuf raise many kinds for a damaged dataset_info.json
         raise ValueError(
             f"{directory}/dataset_info.json: not a readable tfds dataset description "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"({first_line(e)})"
         ) from None
 
 

@@ -16,11 +16,12 @@ from absl import logging
 from motion_clip_jax.convert.flax_file import load_clip
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.inference.run import PredictError, RunInfo, read_run
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.video_clip import build_model, check_tree_shapes, init_trainable
-from motion_clip_jax.train.checkpoint import first_line, quiet_read_noise
+from motion_clip_jax.train.checkpoint import quiet_read_noise
 
 
 @dataclasses.dataclass

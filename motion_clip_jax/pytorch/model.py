@@ -31,6 +31,7 @@ from torch import nn
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
 from motion_clip_jax.core.clip_spec import CLIPConfig
+from motion_clip_jax.core.error_text import first_line
 
 FORMAT = "motion_clip_jax.torch.v1"
 
@@ -437,8 +438,7 @@ def load_exported(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise ExportError(
-            f"{path}: not a PyTorch file written by motion_clip_jax.export_torch "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"{path}: not a PyTorch file written by motion_clip_jax.export_torch ({first_line(e)})"
         ) from None
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
     if found != FORMAT:

@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.train import workdir as workdir_lib
 
 
@@ -66,12 +67,6 @@ def tree_differences(stored: Any, expected: Any, limit: int = 3) -> list[str]:
         for kind, names in kinds.items()
         if names
     ]
-
-
-def first_line(error: Exception, limit: int = 200) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return f"{type(error).__name__}: {text}"
 
 
 _QUIET_READS = False  # the hooks below are installed once per process

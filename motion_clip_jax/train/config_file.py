@@ -16,6 +16,8 @@ from typing import Any
 
 import ml_collections
 
+from motion_clip_jax.core.error_text import first_line
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERRIDE_PREFIX = "--config."
 _TRUE, _FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
@@ -51,27 +53,20 @@ def _get_config(config_arg: str) -> ml_collections.ConfigDict:
     except SyntaxError as e:
         raise ValueError(f"--config: {given} line {e.lineno}: {e.msg}") from e
     except Exception as e:  # the config file's own failure: named, not a traceback
-        raise ValueError(f"--config: importing {given} failed: {type(e).__name__}: {e}") from e
+        raise ValueError(f"--config: importing {given} failed: {first_line(e)}") from e
     get_config = getattr(module, "get_config", None)
     if not callable(get_config):
         raise ValueError(f"--config: {given} defines no get_config()")
     try:
         config = get_config(arg) if sep else get_config()
     except (ValueError, KeyError) as e:  # a config refusing its argument, in its own words
-        raise ValueError(f"--config={config_arg}: {_first_line(e)}") from e
+        raise ValueError(f"--config={config_arg}: {first_line(e)}") from e
     except Exception as e:
-        raise ValueError(
-            f"--config={config_arg}: get_config() raised {type(e).__name__}: {_first_line(e)}"
-        ) from e
+        raise ValueError(f"--config={config_arg}: get_config() raised {first_line(e)}") from e
     if not isinstance(config, ml_collections.ConfigDict):
         kind = "None" if config is None else f"a {type(config).__name__}"
         raise ValueError(f"--config: get_config() of {given} returned {kind}, not a ConfigDict")
     return config
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    return next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:

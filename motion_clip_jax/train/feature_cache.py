@@ -35,6 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.data import pipeline, source
 
 FORMAT_VERSION = 1
@@ -232,8 +233,7 @@ def load(path: str, key: dict[str, Any]) -> CachedViews:
         checksum = str(stored["checksum"])
         arrays = {name: stored[name] for name in _ARRAYS}
     except Exception as e:  # zipfile, npy header, JSON, missing member: all mean a damaged file
-        message = str(e).splitlines()[0] if str(e) else ""
-        raise refuse(f"unreadable or truncated ({type(e).__name__}: {message})") from None
+        raise refuse(f"unreadable or truncated ({first_line(e)})") from None
     if _checksum(key_bytes, arrays) != checksum:
         raise refuse("content checksum mismatch (damaged or edited)")
     differences = _differences(recorded, key)

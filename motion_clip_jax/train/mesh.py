@@ -44,6 +44,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA))
 
 
+def global_batch(local: Any, sharding: NamedSharding) -> Any:
+    """This process's rows (a numpy array or a dict of them) -> global jax.Arrays, the batch axis
+    split as `sharding` says (every process passes its own rows)."""
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)
+
+
 def param_shardings(params: Any, mesh: Mesh, min_size: int = 2**16) -> Any:
     """Frozen weights split over `model` along their last axis where it divides; else replicated.
 

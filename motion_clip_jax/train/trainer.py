@@ -461,11 +461,6 @@ def extra_eval_sets(
     ]
 
 
-def global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
-    """Process-local numpy batch -> global jax.Arrays (batch axis split over `data`)."""
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
-
-
 def train_loop(
     ctx: TrainContext, eval_ctx: EvalContext, main: EvalSet, state: steps_lib.TrainState
 ) -> steps_lib.TrainState:
@@ -503,7 +498,7 @@ def run_steps(
     window_start = time.time()
     for step in range(start_step, ctx.total_steps):
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-            batch = global_batch(next(train_iter), eval_ctx.batch_sharding)
+            batch = mesh_lib.global_batch(next(train_iter), eval_ctx.batch_sharding)
             state, metrics = ctx.train_step(
                 state, eval_ctx.frozen, batch, main.class_tokens, main.eos
             )
@@ -672,7 +667,13 @@ def eval_scores(
         batches = cached_views(ctx, eval_set, multiview).batches(local_batch)
     scores, labels = [], []
     for local in batches:
-        out = step(trainable, ctx.frozen, _global_rows(ctx, local[inputs]), tokens, eos)
+        out = step(
+            trainable,
+            ctx.frozen,
+            mesh_lib.global_batch(local[inputs], ctx.batch_sharding),
+            tokens,
+            eos,
+        )
         # Labels and masks are gathered from every process; scores come back replicated.
         gathered = data_input.allgather({"label": local["label"], "mask": local["mask"]})
         keep = gathered["mask"].astype(bool)
@@ -683,10 +684,6 @@ def eval_scores(
     scores_np = np.concatenate(scores) if scores else empty
     labels_np = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
     return scores_np, labels_np
-
-
-def _global_rows(ctx: EvalContext, local: np.ndarray) -> jax.Array:
-    return jax.make_array_from_process_local_data(ctx.batch_sharding, local)
 
 
 def cached_views(
@@ -743,7 +740,9 @@ def compute_views(
     mesh = ctx.batch_sharding.mesh
     parts: dict[str, list[np.ndarray]] = {"features": [], "label": [], "mask": [], "index": []}
     for local in data_input.eval_iterator(ctx.config, eval_set.dataset, multiview):
-        out = ctx.feature_cache.encode_step(ctx.frozen, _global_rows(ctx, local["video"]))
+        out = ctx.feature_cache.encode_step(
+            ctx.frozen, mesh_lib.global_batch(local["video"], ctx.batch_sharding)
+        )
         mine = multihost_utils.global_array_to_host_local_array(out, mesh, ctx.batch_sharding.spec)
         parts["features"].append(np.asarray(mine))
         for name in ("label", "mask", "index"):
