@@ -26,6 +26,7 @@ every later batch where it would have been.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -389,6 +390,58 @@ def _batches(
     return ds.with_options(_options(options.num_threads))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+    """What a training stream and an evaluation pass do differently, around one skeleton."""
+
+    positions: tf.data.Dataset  # (stream position q, record index i) pairs, in stream order
+    element_seed: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (q, i) -> the clip's seed
+    extras: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]  # (q, i) -> extra fields
+    locate: Callable[[int], int | None]  # q -> record index (None: padding)
+    first_step: int
+    batches_per_epoch: float
+    padding: dict[str, tf.Tensor] | None = None  # the extras of a padding element
+    num_padding: int = 0
+
+
+def _local_records(data_dir, split, process_index, process_count, video_ids):
+    """-> (this process's records of `split`, process index, process count)."""
+    records = source.split_records(
+        data_dir, split, process_index=process_index, process_count=process_count,
+        video_ids=video_ids,
+    )  # fmt: skip
+    return (records, *source.process_layout(process_index, process_count))
+
+
+def _video_batches(
+    data_dir: str,
+    split: str,
+    options: PipelineOptions,
+    records,
+    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], tf.Tensor],
+    video_shape: tuple[int, ...],
+    stream: _Stream,
+) -> VideoBatches:
+    """The shared skeleton: records -> clips (make_video(example, seed)) -> batches."""
+    clip_fn = _clip_fn(data_dir, options, make_video, stream.element_seed)
+    element_dataset, clips = _element_factory(records, clip_fn, stream.extras, video_shape, options)
+    padding = None
+    if stream.padding is not None:
+        element = _placeholder(video_shape, options.uint8, stream.padding)
+        padding = tf.data.Dataset.from_tensors(element).repeat(stream.num_padding)
+    return VideoBatches(
+        _batches(stream.positions, clips, options, padding),
+        first_step=stream.first_step,
+        batch_size=options.batch_size,
+        locate=stream.locate,
+        records=records,
+        video_ids=_video_ids_or_none(data_dir, split),
+        element_dataset=element_dataset,
+        num_local_examples=len(records),
+        batches_per_epoch=stream.batches_per_epoch,
+    )
+
+
 def make_train_iterator(
     data_dir: str,
     split: str,
@@ -416,48 +469,20 @@ def make_train_iterator(
     """
     if start_step < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
-    records = source.split_records(
-        data_dir,
-        split,
-        process_index=process_index,
-        process_count=process_count,
-        video_ids=video_ids,
+    records, process_index, _ = _local_records(
+        data_dir, split, process_index, process_count, video_ids
     )
-    process_index, _ = source.process_layout(process_index, process_count)
     n = len(records)
     if n == 0:
         raise ValueError(f"{data_dir} split {split!r}: process {process_index} has no records")
     base_seed = tf.constant([options.seed, process_index], tf.int64)
-
-    def make_video(example, seed):
-        return _train_clip(
-            example,
-            seed,
-            num_frames=options.num_frames,
-            crop_size=options.crop_size,
-            crop_scales=tuple(options.crop_scales),
-            flip=options.flip,
-            uint8=options.uint8,
-        )
-
-    clip_fn = _clip_fn(
-        data_dir,
-        options,
-        make_video,
-        lambda q, i: tf.random.experimental.stateless_fold_in(base_seed, q),
-    )
-
-    def extras_fn(q, i):
-        return {"epoch": tf.cast(q // n, tf.int32), "_stream_position": q}
-
-    video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
-    element_dataset, clips = _element_factory(records, clip_fn, extras_fn, video_shape, options)
+    make_video = functools.partial(
+        _train_clip, num_frames=options.num_frames, crop_size=options.crop_size,
+        crop_scales=tuple(options.crop_scales), flip=options.flip, uint8=options.uint8,
+    )  # fmt: skip
 
     def epoch_order(epoch):
         return shuffle.stable_permutation(n, (options.seed, process_index, int(epoch)))
-
-    def locate(q: int) -> int:
-        return int(epoch_order(q // n)[q % n])
 
     def epoch_records(epoch):
         order = tf.numpy_function(epoch_order, [epoch], tf.int64, stateful=False)
@@ -466,18 +491,16 @@ def make_train_iterator(
 
     first = start_step * options.batch_size
     positions = tf.data.Dataset.range(first // n, np.iinfo(np.int64).max // (n + 1))
-    positions = positions.flat_map(epoch_records).skip(first % n)
-    return VideoBatches(
-        _batches(positions, clips, options),
+    stream = _Stream(
+        positions=positions.flat_map(epoch_records).skip(first % n),
+        element_seed=lambda q, i: tf.random.experimental.stateless_fold_in(base_seed, q),
+        extras=lambda q, i: {"epoch": tf.cast(q // n, tf.int32), "_stream_position": q},
+        locate=lambda q: int(epoch_order(q // n)[q % n]),
         first_step=start_step,
-        batch_size=options.batch_size,
-        locate=locate,
-        records=records,
-        video_ids=_video_ids_or_none(data_dir, split),
-        element_dataset=element_dataset,
-        num_local_examples=n,
         batches_per_epoch=n / options.batch_size,
     )
+    video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
+    return _video_batches(data_dir, split, options, records, make_video, video_shape, stream)
 
 
 def make_eval_iterator(
@@ -503,69 +526,41 @@ def make_eval_iterator(
     """
     if video_ids is not None:
         video_ids = list(dict.fromkeys(video_ids))
-    records = source.split_records(
-        data_dir,
-        split,
-        process_index=process_index,
-        process_count=process_count,
-        video_ids=video_ids,
+    records, _, process_count = _local_records(
+        data_dir, split, process_index, process_count, video_ids
     )
-    process_index, process_count = source.process_layout(process_index, process_count)
     if video_ids is None:
         total = source.open_builder(data_dir).info.splits[split].num_examples
     else:
         total = len(video_ids)
     if total == 0:
         raise ValueError(f"{data_dir} split {split!r} has no records")
-    most_per_process = -(-total // process_count)
-    num_batches = math.ceil(most_per_process / options.batch_size)
+    num_batches = math.ceil(-(-total // process_count) / options.batch_size)
     n = len(records)
     base_seed = tf.constant([options.seed, 1], tf.int64)
-    positions_table = tf.constant(records.position, dtype=tf.int64)
-
-    def make_video(example, seed):
-        return _eval_clip(
-            example,
-            seed,
-            num_frames=options.num_frames,
-            crop_size=options.crop_size,
-            multiview=multiview,
-            uint8=options.uint8,
-        )
-
-    clip_fn = _clip_fn(
-        data_dir,
-        options,
-        make_video,
-        lambda q, i: tf.random.experimental.stateless_fold_in(
-            base_seed, tf.gather(positions_table, i)
+    split_position = tf.constant(records.position, dtype=tf.int64)  # record index -> in split
+    make_video = functools.partial(
+        _eval_clip, num_frames=options.num_frames, crop_size=options.crop_size,
+        multiview=multiview, uint8=options.uint8,
+    )  # fmt: skip
+    stream = _Stream(
+        positions=tf.data.Dataset.range(n).map(lambda q: (q, q)),
+        element_seed=lambda q, i: tf.random.experimental.stateless_fold_in(
+            base_seed, tf.gather(split_position, i)
         ),
+        extras=lambda q, i: {
+            "index": tf.cast(tf.gather(split_position, i), tf.int32),
+            "_stream_position": q,
+        },
+        locate=lambda q: q if 0 <= q < n else None,
+        first_step=0,
+        batches_per_epoch=num_batches,
+        padding={"index": tf.constant(-1, tf.int32), "_stream_position": tf.constant(-1, tf.int64)},
+        num_padding=num_batches * options.batch_size - n,
     )
-
-    def extras_fn(q, i):
-        return {"index": tf.cast(tf.gather(positions_table, i), tf.int32), "_stream_position": q}
-
     clip_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
     video_shape = (NUM_TEST_SAMPLINGS * NUM_TEST_CROPS, *clip_shape) if multiview else clip_shape
-    element_dataset, clips = _element_factory(records, clip_fn, extras_fn, video_shape, options)
-    padding = _placeholder(
-        video_shape,
-        options.uint8,
-        {"index": tf.constant(-1, tf.int32), "_stream_position": tf.constant(-1, tf.int64)},
-    )
-    padding_ds = tf.data.Dataset.from_tensors(padding).repeat(num_batches * options.batch_size - n)
-    positions = tf.data.Dataset.range(n).map(lambda q: (q, q))
-    return VideoBatches(
-        _batches(positions, clips, options, padding_ds),
-        first_step=0,
-        batch_size=options.batch_size,
-        locate=lambda q: q if 0 <= q < n else None,
-        records=records,
-        video_ids=_video_ids_or_none(data_dir, split),
-        element_dataset=element_dataset,
-        num_local_examples=n,
-        batches_per_epoch=num_batches,
-    )
+    return _video_batches(data_dir, split, options, records, make_video, video_shape, stream)
 
 
 def describe_dataset(data_dir: str) -> dict[str, Any]:
