@@ -19,7 +19,7 @@ options. docs/model.md derives the sizes from Table 3 step by step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -251,19 +251,7 @@ def validate(fields: Mapping[str, Any]) -> None:
     if c["text_context"] not in TEXT_CONTEXTS:
         bad("text_context", f"must be one of {TEXT_CONTEXTS}")
     if c["mcb"]:
-        if c["mcb_keys"] not in MCB_KEYS:
-            bad("mcb_keys", f"must be one of {MCB_KEYS}")
-        if not isinstance(c["mcb_projections"], bool):
-            bad("mcb_projections", "must be True (projected q/k/v/o) or False (none)")
-        if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
-            bad("mcb_qkv_dim", "must be an int >= 1")
-        width, width_name = (
-            (c["mcb_qkv_dim"], "mcb_qkv_dim")
-            if c["mcb_projections"]
-            else (dim, "the feature width D")
-        )
-        if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or width % c["mcb_heads"]:
-            bad("mcb_heads", f"must divide {width_name} = {width}")
+        _validate_mcb(c, dim, bad)
     if not c["temperature"] > 0:
         bad("temperature", "tau must be > 0")
     if not 0 <= c["label_smoothing"] < 1:
@@ -282,6 +270,21 @@ def validate(fields: Mapping[str, Any]) -> None:
             f"switches (e.g. configs/hmdb_closed.py:1,{c['variant']}), or set "
             f"variant={CUSTOM!r} to run switches of your own",
         )
+
+
+def _validate_mcb(c: Mapping[str, Any], dim: int, bad: Callable[[str, str], None]) -> None:
+    """The MCB's fields (validate's part for mcb=True); D = `dim`."""
+    if c["mcb_keys"] not in MCB_KEYS:
+        bad("mcb_keys", f"must be one of {MCB_KEYS}")
+    if not isinstance(c["mcb_projections"], bool):
+        bad("mcb_projections", "must be True (projected q/k/v/o) or False (none)")
+    if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
+        bad("mcb_qkv_dim", "must be an int >= 1")
+    width, width_name = (
+        (c["mcb_qkv_dim"], "mcb_qkv_dim") if c["mcb_projections"] else (dim, "the feature width D")
+    )
+    if not _is_int(c["mcb_heads"]) or c["mcb_heads"] < 1 or width % c["mcb_heads"]:
+        bad("mcb_heads", f"must divide {width_name} = {width}")
 
 
 def _is_int(value: Any) -> bool:
