@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -350,6 +351,98 @@ def _jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def _written_before(dataset_dir: str, options: dict[str, Any]) -> bool:
+    """True if `dataset_dir` holds this dataset (same options); another one is an error."""
+    from motion_clip_jax.data import manifest as manifest_lib
+
+    if not os.path.exists(os.path.join(dataset_dir, manifest_lib.MANIFEST_FILENAME)):
+        return False
+    existing = manifest_lib.read_manifest(dataset_dir).get("options")
+    if existing != options:
+        raise ValueError(
+            f"{dataset_dir} holds a synthetic dataset written with options {existing}, not "
+            f"{options}; pass overwrite=True or another root / name"
+        )
+    return True
+
+
+def _write_split(
+    dataset_dir: str, name: str, split: str, count: int, seed: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Renders `count` clips of `split` with `seed`, writes its shards and index ->
+    {shard_lengths, num_bytes, summary} (summary: the manifest's record of the split)."""
+    from motion_clip_jax.data import manifest as manifest_lib
+    from motion_clip_jax.data import records
+
+    num_frames = options["num_frames"]
+    features = records.video_features(CLASS_NAMES)
+    clips, labels = make_motion_clips(count, seed=seed, num_frames=num_frames, size=options["size"])
+    serialized = [
+        records.serialize_video(
+            features,
+            video_id=f"{split}_{i:05d}",
+            label=int(label),
+            frames_jpeg=[_jpeg(frame, options["jpeg_quality"]) for frame in clip],
+            fps=float(num_frames),
+        )
+        for i, (clip, label) in enumerate(zip(clips, labels))
+    ]
+    shards = min(options["num_shards"], count)
+    bounds = [count * i // shards for i in range(shards + 1)]
+    num_bytes = sum(
+        records.write_tfrecord(
+            os.path.join(dataset_dir, records.shard_filename(name, split, i, shards)),
+            serialized[bounds[i] : bounds[i + 1]],
+        )
+        for i in range(shards)
+    )
+    index_rows = [(f"{split}_{i:05d}", int(label), num_frames) for i, label in enumerate(labels)]
+    records.write_index(os.path.join(dataset_dir, split + records.INDEX_SUFFIX), index_rows)
+    summary = manifest_lib.summarize_split(index_rows, CLASS_NAMES)
+    summary.update(num_shards=shards, num_bytes=num_bytes)
+    return {
+        "shard_lengths": [bounds[i + 1] - bounds[i] for i in range(shards)],
+        "num_bytes": num_bytes,
+        "summary": summary,
+    }
+
+
+def _write_description(
+    dataset_dir: str,
+    name: str,
+    options: dict[str, Any],
+    written: dict[str, dict[str, Any]],
+    seconds: float,
+) -> None:
+    """The tfds metadata and the manifest of the splits `_write_split` wrote."""
+    from motion_clip_jax.data import manifest as manifest_lib
+    from motion_clip_jax.data import records
+
+    records.write_metadata(
+        dataset_dir,
+        class_names=CLASS_NAMES,
+        shard_lengths={split: w["shard_lengths"] for split, w in written.items()},
+        shard_bytes={split: w["num_bytes"] for split, w in written.items()},
+        description="Synthetic motion clips (motion_clip_jax.synthetic.world).",
+    )
+    manifest_lib.write_manifest(
+        dataset_dir,
+        {
+            "name": name,
+            "version": records.VERSION,
+            "layout": "synthetic",
+            "source": "motion_clip_jax.synthetic.world.make_motion_clips",
+            "options": options,
+            "class_names": list(CLASS_NAMES),
+            "class_pairs": [list(pair) for pair in CLASS_PAIRS],
+            "splits": {split: w["summary"] for split, w in written.items()},
+            "skipped": [],
+            "partial": [],
+            "seconds": round(seconds, 2),
+        },
+    )
+
+
 def write_synthetic_dataset(
     root: str,
     *,
@@ -370,7 +463,6 @@ def write_synthetic_dataset(
     folder is written beside its place and renamed into it, so a reader never meets a half-written
     dataset, and processes that write the same dataset at once keep the first one renamed.
     """
-    from motion_clip_jax.data import manifest as manifest_lib
     from motion_clip_jax.data import records
 
     options = {
@@ -384,15 +476,8 @@ def write_synthetic_dataset(
         "jpeg_quality": jpeg_quality,
     }
     dataset_dir = os.path.join(root, name, records.VERSION)
-    manifest_path = os.path.join(dataset_dir, manifest_lib.MANIFEST_FILENAME)
-    if os.path.exists(manifest_path) and not overwrite:
-        existing = manifest_lib.read_manifest(dataset_dir).get("options")
-        if existing == options:
-            return dataset_dir
-        raise ValueError(
-            f"{dataset_dir} holds a synthetic dataset written with options {existing}, not "
-            f"{options}; pass overwrite=True or another root / name"
-        )
+    if not overwrite and _written_before(dataset_dir, options):
+        return dataset_dir
     start = time.time()
     final_dir = dataset_dir
     # tfds reads the name and version from the path: write <scratch>/<name>/<version>.
@@ -400,62 +485,14 @@ def write_synthetic_dataset(
     scratch = tempfile.mkdtemp(prefix=f".{name}-writing-", dir=root)
     dataset_dir = os.path.join(scratch, name, records.VERSION)
     os.makedirs(dataset_dir)
-    features = records.video_features(CLASS_NAMES)
-    shard_lengths, shard_bytes, splits = {}, {}, {}
-    for split, count, split_seed in (
-        ("train", num_train, 2 * seed),
-        ("test", num_test, 2 * seed + 1),
-    ):
-        clips, labels = make_motion_clips(count, seed=split_seed, num_frames=num_frames, size=size)
-        serialized = [
-            records.serialize_video(
-                features,
-                video_id=f"{split}_{i:05d}",
-                label=int(label),
-                frames_jpeg=[_jpeg(frame, jpeg_quality) for frame in clip],
-                fps=float(num_frames),
-            )
-            for i, (clip, label) in enumerate(zip(clips, labels))
-        ]
-        shards = min(num_shards, count)
-        bounds = [count * i // shards for i in range(shards + 1)]
-        shard_lengths[split] = [bounds[i + 1] - bounds[i] for i in range(shards)]
-        shard_bytes[split] = sum(
-            records.write_tfrecord(
-                os.path.join(dataset_dir, records.shard_filename(name, split, i, shards)),
-                serialized[bounds[i] : bounds[i + 1]],
-            )
-            for i in range(shards)
+    written = {
+        split: _write_split(dataset_dir, name, split, count, split_seed, options)
+        for split, count, split_seed in (
+            ("train", num_train, 2 * seed),
+            ("test", num_test, 2 * seed + 1),
         )
-        index_rows = [
-            (f"{split}_{i:05d}", int(label), num_frames) for i, label in enumerate(labels)
-        ]
-        records.write_index(os.path.join(dataset_dir, split + records.INDEX_SUFFIX), index_rows)
-        splits[split] = manifest_lib.summarize_split(index_rows, CLASS_NAMES)
-        splits[split].update(num_shards=shards, num_bytes=shard_bytes[split])
-    records.write_metadata(
-        dataset_dir,
-        class_names=CLASS_NAMES,
-        shard_lengths=shard_lengths,
-        shard_bytes=shard_bytes,
-        description="Synthetic motion clips (motion_clip_jax.synthetic.world).",
-    )
-    manifest_lib.write_manifest(
-        dataset_dir,
-        {
-            "name": name,
-            "version": records.VERSION,
-            "layout": "synthetic",
-            "source": "motion_clip_jax.synthetic.world.make_motion_clips",
-            "options": options,
-            "class_names": list(CLASS_NAMES),
-            "class_pairs": [list(pair) for pair in CLASS_PAIRS],
-            "splits": splits,
-            "skipped": [],
-            "partial": [],
-            "seconds": round(time.time() - start, 2),
-        },
-    )
+    }
+    _write_description(dataset_dir, name, options, written, time.time() - start)
     return _move_into_place(dataset_dir, final_dir, scratch, overwrite, options)
 
 
