@@ -19,6 +19,7 @@ every column whose caption equals the row's (plain CLIP would push equal pairs a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import json
@@ -38,6 +39,8 @@ from motion_clip_jax.core.tokenizer import tokenize
 from motion_clip_jax.core.video_spec import CLIP_MEAN, CLIP_STD
 from motion_clip_jax.models.clip import CLIP, CLIPConfig, clip_config, init_clip
 from motion_clip_jax.synthetic import world
+from motion_clip_jax.train import metrics as metrics_lib
+from motion_clip_jax.train import optim
 from motion_clip_jax.train.providers import provider
 
 # Bump when the recipe changes in a way the settings do not show: old cache files become stale.
@@ -57,19 +60,66 @@ CAPTION_STYLES = ("rich", "plain")
 # Regression columns of the attribute head, then one logit per world.SHAPES entry.
 ATTRIBUTES = ("x", "y", "size", "angle_cos", "angle_sin")
 
-# The settings that change the pretrained weights (log_fn / log_every do not).
-_SETTING_DEFAULTS: dict[str, Any] = {
-    "steps": DEFAULT_STEPS,
-    "batch_size": DEFAULT_BATCH_SIZE,
-    "learning_rate": DEFAULT_LEARNING_RATE,
-    "size": 32,
-    "clip_preset": "tiny",
-    "pool_size": DEFAULT_POOL_SIZE,
-    "caption_style": "rich",
-    "warmup_steps": DEFAULT_WARMUP_STEPS,
-    "weight_decay": DEFAULT_WEIGHT_DECAY,
-    "attribute_weight": DEFAULT_ATTRIBUTE_WEIGHT,
-}
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSettings:
+    """The settings that change the pretrained weights (the seed aside; logging does not)."""
+
+    steps: int = DEFAULT_STEPS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    size: int = 32
+    clip_preset: str = "tiny"
+    pool_size: int = DEFAULT_POOL_SIZE
+    caption_style: str = "rich"
+    warmup_steps: int = DEFAULT_WARMUP_STEPS  # linear warm-up, then cosine decay to 0
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT
+
+    @property
+    def final_lr_fraction(self) -> float:
+        """train/optim's schedule decays to learning_rate * this: to 0."""
+        return 0.0
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.steps, int) or self.steps < 1:
+            problems.append(f"steps={self.steps!r} must be an int >= 1")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            problems.append(f"batch_size={self.batch_size!r} must be an int >= 2")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate={self.learning_rate!r} must be > 0")
+        if not isinstance(self.pool_size, int) or self.pool_size < self.batch_size:
+            problems.append(
+                f"pool_size={self.pool_size!r} must be an int >= batch_size={self.batch_size}"
+            )
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            problems.append(f"warmup_steps={self.warmup_steps!r} must be an int >= 0")
+        if self.caption_style not in CAPTION_STYLES:
+            problems.append(f"caption_style={self.caption_style!r} must be one of {CAPTION_STYLES}")
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay={self.weight_decay!r} must be >= 0")
+        if not self.attribute_weight >= 0:
+            problems.append(f"attribute_weight={self.attribute_weight!r} must be >= 0")
+        if problems:
+            raise ValueError("pretrain_tiny_clip: " + "; ".join(problems))
+
+
+def settings_of(**settings: Any) -> PretrainSettings:
+    """PretrainSettings from keyword settings; an unknown name is a TypeError naming it."""
+    known = [f.name for f in dataclasses.fields(PretrainSettings)]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise TypeError(f"unknown pretraining settings {unknown}; known: {sorted(known)}")
+    return PretrainSettings(**settings)
+
+
+def _key_settings(settings: PretrainSettings) -> dict[str, Any]:
+    """The settings as the cache key holds them (1 and 1.0: one setting)."""
+    full = dataclasses.asdict(settings)
+    for name in ("learning_rate", "weight_decay", "attribute_weight"):
+        full[name] = float(full[name])
+    return full
 
 
 def normalize_frames(frames: jax.Array | np.ndarray) -> jax.Array:
@@ -277,143 +327,86 @@ def make_train_step(config: CLIPConfig) -> Callable[..., tuple[Any, Any, jax.Arr
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def _check_settings(
-    steps,
-    batch_size,
-    learning_rate,
-    pool_size,
-    caption_style,
-    warmup_steps,
-    weight_decay,
-    attribute_weight,
-):
-    problems = []
-    if not isinstance(steps, int) or steps < 1:
-        problems.append(f"steps={steps!r} must be an int >= 1")
-    if not isinstance(batch_size, int) or batch_size < 2:
-        problems.append(f"batch_size={batch_size!r} must be an int >= 2")
-    if not learning_rate > 0:
-        problems.append(f"learning_rate={learning_rate!r} must be > 0")
-    if not isinstance(pool_size, int) or pool_size < batch_size:
-        problems.append(f"pool_size={pool_size!r} must be an int >= batch_size={batch_size}")
-    if not isinstance(warmup_steps, int) or warmup_steps < 0:
-        problems.append(f"warmup_steps={warmup_steps!r} must be an int >= 0")
-    if caption_style not in CAPTION_STYLES:
-        problems.append(f"caption_style={caption_style!r} must be one of {CAPTION_STYLES}")
-    if not weight_decay >= 0:
-        problems.append(f"weight_decay={weight_decay!r} must be >= 0")
-    if not attribute_weight >= 0:
-        problems.append(f"attribute_weight={attribute_weight!r} must be >= 0")
-    if problems:
-        raise ValueError("pretrain_tiny_clip: " + "; ".join(problems))
-
-
 def pretrain_tiny_clip(
     *,
     seed: int = 0,
-    steps: int = DEFAULT_STEPS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    learning_rate: float = DEFAULT_LEARNING_RATE,
-    size: int = 32,
-    clip_preset: str = "tiny",
-    pool_size: int = DEFAULT_POOL_SIZE,
-    caption_style: str = "rich",
-    warmup_steps: int = DEFAULT_WARMUP_STEPS,
-    weight_decay: float = DEFAULT_WEIGHT_DECAY,
-    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
     log_every: int = 250,
     log_fn: Callable[[str], Any] | None = print,
     history: list[dict[str, float]] | None = None,
+    **settings: Any,
 ) -> tuple[CLIPConfig, dict[str, Any]]:
     """Pretrains a CLIP on static synthetic frames, their captions and their attributes.
-    Deterministic given seed.
+    Deterministic given seed; `settings` are PretrainSettings' fields.
 
     A pool of `pool_size` frames is rendered once (seed `seed`) and shuffled every epoch. Loss:
     contrastive + attribute_weight * attribute (`attribute_loss`; 0: plain CLIP). AdamW (b2 0.98,
-    eps 1e-6, decay on matrices only) with linear warm-up then cosine decay to 0. If `history` is
-    given, one dict {step, loss, contrastive, attribute, accuracy, steps_per_s} per log is
-    appended to it (means since the last log). Returns (config, params) with params a numpy tree;
-    the attribute head is dropped.
+    eps 1e-6, decay on matrices only) on train/optim's schedule (linear warm-up, cosine decay to
+    0). If `history` is given, one dict {step, loss, contrastive, attribute, accuracy,
+    steps_per_s} per log is appended to it (means since the last log). Returns (config, params)
+    with params a numpy tree; the attribute head is dropped.
     """
-    _check_settings(
-        steps,
-        batch_size,
-        learning_rate,
-        pool_size,
-        caption_style,
-        warmup_steps,
-        weight_decay,
-        attribute_weight,
-    )
+    s = settings_of(**settings)
     log = log_fn or (lambda _: None)
-    config = clip_config(clip_preset, image_resolution=size)
+    config = clip_config(s.clip_preset, image_resolution=s.size)
     start = time.time()
-    frames, _, attributes = world.render_static_frames(pool_size, seed=seed, size=size)
-    caption_ids, tokens = caption_tokens(captions_for(attributes, caption_style))
-    values, weights = attribute_targets(attributes)
-    pool = {
-        "frames": frames,
-        "tokens": tokens,
-        "caption_ids": caption_ids,
-        "values": values,
-        "weights": weights,
-        "shape": attributes["shape"],
-    }
-    log(
-        f"pretrain_clip: {pool_size} frames ({caption_ids.max() + 1} distinct {caption_style} "
-        f"captions, {tokens.shape[1]} tokens) rendered in {time.time() - start:.1f}s"
-    )
-
+    pool = _render_pool(s, seed, log)
     _, variables = init_clip(config, jax.random.PRNGKey(seed))
     state = {"clip": variables["params"], "head": init_attribute_head(config.embed_dim, seed)}
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=learning_rate,
-        warmup_steps=min(warmup_steps, steps - 1),
-        decay_steps=steps,
-        end_value=0.0,
-    )
-    learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float32)
-    opt_state = make_optimizer(weight_decay).init(state)
+    schedule = optim.learning_rate_schedule(s, s.steps)
+    learning_rates = np.asarray(jax.vmap(schedule)(jnp.arange(s.steps)), np.float32)
+    opt_state = make_optimizer(s.weight_decay).init(state)
     train_step = make_train_step(config)
-    weight = np.float32(attribute_weight)
+    weight = np.float32(s.attribute_weight)
 
     order_rng = np.random.default_rng([int(seed), 0xC11B])
-    batches, cursor = np.zeros((0, batch_size), np.int64), 0
-    logged: list[dict[str, jax.Array]] = []
+    batches, cursor = np.zeros((0, s.batch_size), np.int64), 0
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
     loop_start = time.time()
-    for step in range(steps):
+    for step in range(s.steps):
         if cursor == len(batches):  # a new epoch: reshuffle
-            batches, cursor = epoch_batches(pool_size, batch_size, order_rng), 0
-        index = batches[cursor]
+            batches, cursor = epoch_batches(s.pool_size, s.batch_size, order_rng), 0
+        batch = {name: column[batches[cursor]] for name, column in pool.items()}
         cursor += 1
-        batch = {name: column[index] for name, column in pool.items()}
         state, opt_state, metrics = train_step(
             state, opt_state, learning_rates[step], weight, batch
         )
-        logged.append(metrics)
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            means = {  # device_get also waits for the steps
-                name: float(np.mean([m[name] for m in jax.device_get(logged)]))
-                for name in logged[0]
-            }
-            if not np.isfinite(means["loss"]):
-                raise FloatingPointError(
-                    f"pretrain_clip: loss is {means['loss']} at step {step + 1}"
-                )
-            elapsed = time.time() - loop_start
-            rate = (step + 1) / elapsed
+        pending.append((step + 1, metrics))
+        if (step + 1) % log_every == 0 or step + 1 == s.steps:
+            window = metrics_lib.finite_metrics(pending, _non_finite)  # also waits for the steps
+            means = metrics_lib.window_means(window)
+            pending = []
+            rate = (step + 1) / (time.time() - loop_start)
             log(
-                f"pretrain_clip: step {step + 1}/{steps} loss {means['loss']:.4f} "
+                f"pretrain_clip: step {step + 1}/{s.steps} loss {means['loss']:.4f} "
                 f"(contrastive {means['contrastive']:.4f}, attribute {means['attribute']:.4f}) "
                 f"batch-acc {means['accuracy']:.3f} lr {learning_rates[step]:.2e} "
-                f"{rate:.1f} steps/s ETA {(steps - step - 1) / rate:.0f}s"
+                f"{rate:.1f} steps/s ETA {(s.steps - step - 1) / rate:.0f}s"
             )
             if history is not None:
                 history.append({"step": step + 1, **means, "steps_per_s": rate})
-            logged = []
     log(f"pretrain_clip: done in {time.time() - start:.1f}s")
     return config, jax.tree_util.tree_map(np.asarray, state["clip"])
+
+
+def _non_finite(step: int, loss: float) -> FloatingPointError:
+    return FloatingPointError(f"pretrain_clip: loss is {loss} at step {step}")
+
+
+def _render_pool(
+    s: PretrainSettings, seed: int, log: Callable[[str], Any]
+) -> dict[str, np.ndarray]:
+    """The frames of the pretraining pool with their tokens and attribute targets (N, ...)."""
+    start = time.time()
+    frames, _, attributes = world.render_static_frames(s.pool_size, seed=seed, size=s.size)
+    caption_ids, tokens = caption_tokens(captions_for(attributes, s.caption_style))
+    values, weights = attribute_targets(attributes)
+    log(
+        f"pretrain_clip: {s.pool_size} frames ({caption_ids.max() + 1} distinct "
+        f"{s.caption_style} captions, {tokens.shape[1]} tokens) rendered in "
+        f"{time.time() - start:.1f}s"
+    )
+    return {"frames": frames, "tokens": tokens, "caption_ids": caption_ids, "values": values,
+            "weights": weights, "shape": attributes["shape"]}  # fmt: skip
 
 
 def cache_filename(*, seed: int = 0, **settings: Any) -> str:
@@ -421,14 +414,7 @@ def cache_filename(*, seed: int = 0, **settings: Any) -> str:
 
     `settings` are `pretrain_tiny_clip`'s keyword arguments (defaults filled in here).
     """
-    unknown = sorted(set(settings) - set(_SETTING_DEFAULTS))
-    if unknown:
-        raise TypeError(
-            f"unknown pretraining settings {unknown}; known: {sorted(_SETTING_DEFAULTS)}"
-        )
-    full = {**_SETTING_DEFAULTS, **settings, **_versions(seed)}
-    for name in ("learning_rate", "weight_decay", "attribute_weight"):  # 1 and 1.0: one setting
-        full[name] = float(full[name])
+    full = {**_key_settings(settings_of(**settings)), **_versions(seed)}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:10]
     return (
         f"tiny_clip-r{RECIPE_VERSION}w{world.WORLD_VERSION}-{full['clip_preset']}-"
@@ -457,8 +443,8 @@ def get_or_pretrain_tiny_clip(
     seconds, loss history).
     """
     path = os.path.join(os.fspath(cache_dir), cache_filename(seed=seed, **settings))
-    full = {**_SETTING_DEFAULTS, **settings}
-    expected = clip_config(full["clip_preset"], image_resolution=full["size"])
+    chosen = settings_of(**settings)
+    expected = clip_config(chosen.clip_preset, image_resolution=chosen.size)
     if os.path.exists(path):
         try:
             module, _ = flax_file.load_clip(path)
@@ -482,7 +468,7 @@ def get_or_pretrain_tiny_clip(
     seconds = time.time() - start
     flax_file.save_clip(path, config, params)
     record = {
-        "settings": {**full, **_versions(seed)},
+        "settings": {**dataclasses.asdict(chosen), **_versions(seed)},
         "seconds": round(seconds, 1),
         "final_loss": history[-1]["loss"],
         "history": history,

@@ -7,12 +7,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-from clu import metric_writers
 
 from motion_clip_jax.train.workdir import WriteFailedError
 
@@ -45,6 +44,8 @@ class MetricWriter:
     """Writes scalars to TensorBoard (clu) and one JSON object per call to `metrics.jsonl`."""
 
     def __init__(self, workdir: str):
+        from clu import metric_writers  # loads TensorFlow: only where metrics are written
+
         self.is_main = jax.process_index() == 0
         self.writer = metric_writers.create_default_writer(
             workdir, just_logging=not self.is_main, asynchronous=False
@@ -78,3 +79,21 @@ class MetricWriter:
             f"({text}); the metrics and checkpoints written before are intact: free space, "
             "then rerun the same command to resume from the last checkpoint"
         )
+
+
+def finite_metrics(
+    pending: Sequence[tuple[int, Mapping[str, Any]]], error: Callable[[int, float], Exception]
+) -> list[dict[str, Any]]:
+    """The metrics of pending (step, metrics) pairs on the host (waiting for those steps); at
+    the first NaN / Inf loss, raises error(step, loss) instead."""
+    fetched = []
+    for step, values in jax.device_get(list(pending)):
+        if not np.isfinite(values["loss"]):
+            raise error(step, values["loss"])
+        fetched.append(values)
+    return fetched
+
+
+def window_means(window: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The mean of each metric over a logging window of steps."""
+    return {name: float(np.mean([values[name] for values in window])) for name in window[0]}

@@ -7,7 +7,10 @@ import optax
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-    """Linear warm-up to `lr`, then cosine decay to `lr * final_lr_fraction` at `total_steps`."""
+    """Linear warm-up to `lr`, then cosine decay to `lr * final_lr_fraction` at `total_steps`.
+
+    `config`: config.optim, or any object with learning_rate, warmup_steps, final_lr_fraction
+    (the tiny CLIP's pretraining settings)."""
     warmup = min(int(config.warmup_steps), max(total_steps - 1, 0))
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0 if warmup else config.learning_rate,

@@ -36,6 +36,7 @@ from motion_clip_jax.train import data_input, preemption, providers, workdir_loc
 from motion_clip_jax.train import evaluate as evaluate_lib
 from motion_clip_jax.train import feature_cache as feature_cache_lib
 from motion_clip_jax.train import mesh as mesh_lib
+from motion_clip_jax.train import metrics as metrics_lib
 from motion_clip_jax.train import steps as steps_lib
 from motion_clip_jax.train import workdir as workdir_lib
 from motion_clip_jax.train.metrics import MetricWriter
@@ -540,22 +541,20 @@ def fetch_finite(
     pending: list[tuple[int, dict]], checkpointer: checkpoint_lib.Checkpointer
 ) -> list[dict]:
     """The pending steps' metrics on the host; NonFiniteLossError at the first NaN / Inf loss."""
-    fetched = []
-    for at, values in jax.device_get(pending):
-        if not np.isfinite(values["loss"]):
-            checkpointer.wait()
-            raise NonFiniteLossError(
-                f"loss is {values['loss']} at step {at}: training stopped. The last good "
-                f"checkpoint (step {checkpointer.latest_step()}) in "
-                f"{checkpointer.directory} is intact."
-            )
-        fetched.append(values)
-    return fetched
+
+    def stop(step: int, loss: float) -> NonFiniteLossError:
+        checkpointer.wait()
+        return NonFiniteLossError(
+            f"loss is {loss} at step {step}: training stopped. The last good checkpoint (step "
+            f"{checkpointer.latest_step()}) in {checkpointer.directory} is intact."
+        )
+
+    return metrics_lib.finite_metrics(pending, stop)
 
 
 def log_window(ctx: TrainContext, done: int, window: list[dict], elapsed: float) -> None:
     """Means of the window's train metrics (+ steps/s) to metrics.jsonl and the console."""
-    scalars = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+    scalars = metrics_lib.window_means(window)
     scalars["steps_per_second"] = len(window) / max(elapsed, 1e-9)
     ctx.writer.write(done, scalars)
     log(
