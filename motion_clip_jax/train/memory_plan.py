@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from motion_clip_jax.core import video as video_spec
+from motion_clip_jax.core import video_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import config as config_lib
+from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.video_clip import build_model, image_chunk_size, init_trainable
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
