@@ -22,7 +22,6 @@ import jax.numpy as jnp  # noqa: E402
 
 from motion_clip_jax.train import memory_plan  # noqa: E402
 from motion_clip_jax.train import mesh as mesh_lib  # noqa: E402
-from motion_clip_jax.train import steps as steps_lib  # noqa: E402
 from tests.configs.tiny_synthetic import get_config  # noqa: E402
 
 MIB = 2**20
@@ -49,21 +48,8 @@ def main() -> None:
     mesh = mesh_lib.make_mesh(1, 1)
     plan = memory_plan.train_step_plan(config, mesh)
     parts, m = plan["parts"], plan["memory"]
-    step = steps_lib.make_train_step(
-        parts["model"],
-        parts["tx"],
-        parts["schedule"],
-        mesh,
-        parts["state_shardings"],
-        parts["frozen_shardings"],
-        args.grad_accum,
-    )
-    b, sharding = args.batch, mesh_lib.batch_sharding(mesh)
-    batch = {
-        "video": memory_plan._video(config, b, mesh),
-        "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=sharding),
-        "mask": jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=sharding),
-    }
+    step, batch = memory_plan.abstract_train_step(config, mesh, parts)
+    b = args.batch
     inputs = zeros((parts["state"], parts["frozen"], batch, *parts["tokens"]))
     compiled = step.lower(*inputs).compile()
     jax.block_until_ready(inputs)

@@ -154,14 +154,8 @@ def hmdb51_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
                     continue
                 split = "train" if fields[1] == "1" else "test"
                 video_id = _strip_extension(relative)
-                if raw_class not in label_of:
-                    skipped.append(_skip(split, video_id, path, f"unknown class {raw_class!r}"))
-                elif path is None:
-                    skipped.append(
-                        _skip(split, video_id, os.path.join(videos_dir, relative), "missing file")
-                    )
-                else:
-                    items.append(VideoItem(video_id, path, label_of[raw_class], split))
+                expected = os.path.join(videos_dir, relative)
+                _keep_or_skip(items, skipped, split, video_id, path, expected, raw_class, label_of)
         plans.append(
             _official_split_plan(
                 "hmdb51", split_id, readable, raw_names, items, skipped, videos_dir, files
@@ -196,6 +190,26 @@ def _with_unlisted(plans: list, resolver: _PathResolver, listed: set[str]) -> li
 
 def _count_unlisted(resolver: _PathResolver, listed: set[str]) -> int:
     return sum(os.path.normcase(p) not in listed for p in resolver.all_videos().values())
+
+
+def _keep_or_skip(
+    items: list,
+    skipped: list,
+    split: str,
+    video_id: str,
+    path: str | None,
+    expected_path: str,
+    label_text: str,
+    label_of: dict,
+) -> None:
+    """Appends the video to `items`, or to `skipped` with why: an unknown class, a missing file
+    (`path` None; `expected_path` is where it was looked for)."""
+    if label_text not in label_of:
+        skipped.append(_skip(split, video_id, path, f"unknown class {label_text!r}"))
+    elif path is None:
+        skipped.append(_skip(split, video_id, expected_path, "missing file"))
+    else:
+        items.append(VideoItem(video_id, path, label_of[label_text], split))
 
 
 def _skip(split: str, video_id: str, path: str | None, reason: str) -> dict:
@@ -325,14 +339,9 @@ def kinetics400_plan(videos_dir: str, annotation_files: Sequence[str]) -> Datase
             label_text = (row.get("label") or "").strip()
             if not label_text:
                 skipped.append(_skip(split, video_id, path, "no label"))
-            elif label_text not in label_of:
-                skipped.append(_skip(split, video_id, path, f"unknown class {label_text!r}"))
-            elif path is None:
-                skipped.append(
-                    _skip(split, video_id, os.path.join(videos_dir, video_id), "missing file")
-                )
             else:
-                items.append(VideoItem(video_id, path, label_of[label_text], split))
+                expected = os.path.join(videos_dir, video_id)
+                _keep_or_skip(items, skipped, split, video_id, path, expected, label_text, label_of)
     listed = {os.path.normcase(by_stem[v]) for v in seen if v in by_stem}
     return DatasetPlan(
         name="kinetics400",

@@ -135,3 +135,28 @@ def locked(folder: pathlib.Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def tiny_video_config(tiny_clip: dict, variant: str = "full", **fields):
+    """The video model config of `variant` on the tiny CLIP preset (with `tiny_clip` overrides),
+    4 heads in the MMB and MCB and a 32-wide projected MCB when `mcb_projections` is on."""
+    from motion_clip_jax.models.model_config import model_config
+
+    base = dict(
+        clip_model="tiny", clip_overrides=tiny_clip, mmb_heads=4, mcb_heads=4, mcb_qkv_dim=32
+    )
+    return model_config(variant, **{**base, **fields})
+
+
+_TINY_CLIP_PARAMS: dict = {}
+
+
+def tiny_clip_params(**tiny_clip):
+    """Random tiny-preset CLIP params (seed 7) with these overrides, built once per process."""
+    from motion_clip_jax.models import clip as clip_lib
+
+    key = tuple(sorted(tiny_clip.items()))
+    if key not in _TINY_CLIP_PARAMS:
+        config = clip_lib.clip_config("tiny", **tiny_clip)
+        _TINY_CLIP_PARAMS[key] = clip_lib.init_clip(config, 7)[1]["params"]
+    return _TINY_CLIP_PARAMS[key]

@@ -14,6 +14,7 @@ from .conftest import REPO_ROOT
 
 FRAMEWORKS = ("jax", "jaxlib", "flax", "optax", "tensorflow", "tensorflow_datasets", "torch")
 
+# A layer's modules, the frameworks it must not load, and calls that must not load them lazily.
 CASES = {
     "core": (
         [
@@ -25,10 +26,13 @@ CASES = {
             "motion_clip_jax.core.classnames",
         ],
         FRAMEWORKS + ("ml_collections", "av"),
+        "m = sys.modules; m['motion_clip_jax.core.tokenizer'].tokenize('a video');"
+        " m['motion_clip_jax.core.classnames'].load_classnames('ucf101')",
     ),
     "pytorch": (
         ["motion_clip_jax.pytorch.model", "motion_clip_jax.pytorch.predict"],
         ("jax", "jaxlib", "flax", "optax", "tensorflow", "tensorflow_datasets"),
+        "",
     ),
     # The engine and Table 3 reach the synthetic world only through providers a config names.
     "engine": (
@@ -39,20 +43,23 @@ CASES = {
             "motion_clip_jax.experiments.paper",
         ],
         ("motion_clip_jax.synthetic",),
+        "",
     ),
     "flax": (
         ["motion_clip_jax.models.video_clip", "motion_clip_jax.train.steps"],
         ("tensorflow", "tensorflow_datasets", "torch", "clu"),
+        "",
     ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_layer_imports_only_what_it_may(name):
-    modules, forbidden = CASES[name]
+    modules, forbidden, calls = CASES[name]
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"{calls}\n"
         f"print(json.dumps(sorted(m for m in {list(forbidden)!r} if m in sys.modules)))\n"
     )
     out = subprocess.run(

@@ -10,9 +10,11 @@ import pytest
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.core.tokenizer import EOT_TOKEN, SOT_TOKEN, get_tokenizer, tokenize
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.params import merge_params
+
+from . import conftest
+from .conftest import tiny_video_config
 
 # Short and long names: the rows' EOTs sit at different positions.
 CLASSES = ["run", "brush hair", "apply eye makeup", "ride a horse in the park at dusk", "jump"]
@@ -30,16 +32,10 @@ TINY_CLIP = dict(vision_layers=1, transformer_layers=1)
 
 
 def tiny_config(variant="full", **overrides):
-    base = dict(
-        clip_model="tiny", clip_overrides=TINY_CLIP, mmb_heads=4, mcb_heads=4, mcb_qkv_dim=32
-    )
-    base.update(overrides)
-    return config_lib.model_config(variant, **base)
+    return tiny_video_config(TINY_CLIP, variant, **overrides)
 
 
-@functools.cache
-def tiny_clip_params():
-    return clip_lib.init_clip(clip_lib.clip_config("tiny", **TINY_CLIP), 7)[1]["params"]
+tiny_clip_params = functools.partial(conftest.tiny_clip_params, **TINY_CLIP)
 
 
 @functools.cache

@@ -10,11 +10,12 @@ import pytest
 
 from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
-from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 from motion_clip_jax.models.losses import cosine_logits, softmax_cross_entropy
 from motion_clip_jax.models.params import merge_params
+
+from . import conftest
+from .conftest import tiny_video_config
 
 # One-layer towers keep compile times low; a vision width (96) that no other part of the model
 # uses lets the backward-pass check recognise image-tower operations by shape.
@@ -43,21 +44,10 @@ EXPECTED_MODULES = {
 def tiny_config(variant="full", **overrides):
     # The projected MCB form: its parameter tree is what these tests inspect (the default,
     # projection-free form has none; tests/test_mcb.py checks it against NumPy).
-    base = dict(
-        clip_model="tiny",
-        clip_overrides=TINY_CLIP,
-        mmb_heads=4,
-        mcb_heads=4,
-        mcb_qkv_dim=32,
-        mcb_projections=True,
-    )
-    base.update(overrides)
-    return config_lib.model_config(variant, **base)
+    return tiny_video_config(TINY_CLIP, variant, **{"mcb_projections": True, **overrides})
 
 
-@functools.cache
-def tiny_clip_params():
-    return clip_lib.init_clip(clip_lib.clip_config("tiny", **TINY_CLIP), 7)[1]["params"]
+tiny_clip_params = functools.partial(conftest.tiny_clip_params, **TINY_CLIP)
 
 
 @functools.cache

@@ -138,9 +138,8 @@ def _video(config: ml_collections.ConfigDict, batch: int, mesh: Any, views: int 
     return jax.ShapeDtypeStruct(shape, jnp.uint8, sharding=mesh_lib.batch_sharding(mesh))
 
 
-def train_step_plan(config: ml_collections.ConfigDict, mesh: Any) -> dict[str, Any]:
-    """Compiles the train step of `config` on `mesh` from abstract shapes -> its memory + FLOPs."""
-    parts = abstract_parts(config, mesh)
+def abstract_train_step(config: ml_collections.ConfigDict, mesh: Any, parts: dict) -> tuple:
+    """(jitted train step, abstract batch of `config.train.batch_size` clips with their mask)."""
     step = steps_lib.make_train_step(
         parts["model"],
         parts["tx"],
@@ -156,6 +155,13 @@ def train_step_plan(config: ml_collections.ConfigDict, mesh: Any) -> dict[str, A
         "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
         "mask": jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=batch_sharding),
     }
+    return step, batch
+
+
+def train_step_plan(config: ml_collections.ConfigDict, mesh: Any) -> dict[str, Any]:
+    """Compiles the train step of `config` on `mesh` from abstract shapes -> its memory + FLOPs."""
+    parts = abstract_parts(config, mesh)
+    step, batch = abstract_train_step(config, mesh, parts)
     compiled = step.lower(parts["state"], parts["frozen"], batch, *parts["tokens"]).compile()
     trainable = parts["state"].trainable
     return {
@@ -174,19 +180,7 @@ def step_flops(config: ml_collections.ConfigDict, mesh: Any) -> float:
     compiled step's figure misses the micro-batch scan and the image-tower chunks."""
     unrolled = _with(config, train__grad_accum_steps=1, model__image_chunk_frames=0)
     parts = abstract_parts(unrolled, mesh)
-    step = steps_lib.make_train_step(
-        parts["model"],
-        parts["tx"],
-        parts["schedule"],
-        mesh,
-        parts["state_shardings"],
-        parts["frozen_shardings"],
-    )
-    b, batch_sharding = config.train.batch_size, mesh_lib.batch_sharding(mesh)
-    batch = {
-        "video": _video(config, b, mesh),
-        "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
-    }
+    step, batch = abstract_train_step(unrolled, mesh, parts)
     lowered = step.lower(parts["state"], parts["frozen"], batch, *parts["tokens"])
     return _flops(lowered) / mesh.size
 
