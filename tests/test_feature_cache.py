@@ -271,13 +271,14 @@ def test_two_processes_on_a_sharded_mesh(tmp_path):
     assert "mesh {'data': 2, 'model': 2}" in outputs[0][0]
     assert len(os.listdir(cache_dir)) == 4  # 2 views x 2 processes
     got = np.load(out)
-    for view in ("single_view", "multiview"):
+    # Every test video once, across the two processes; multi-view keeps each of the 12 views.
+    for view, shape in (("single_view", (16, 8)), ("multiview", (16, 12, 8))):
         plain = got[f"{view}/plain/scores"]
-        assert plain.shape == (16, 8)  # every test video once, across the two processes
+        assert plain.shape == shape
         assert got[f"{view}/written/tower_calls"] == 2  # 8 videos per process, batches of 4
         assert got[f"{view}/read/tower_calls"] == 0
         for name in ("written", "read"):
             np.testing.assert_array_equal(got[f"{view}/{name}/labels"], got[f"{view}/plain/labels"])
             np.testing.assert_allclose(got[f"{view}/{name}/scores"], plain, rtol=1e-5, atol=1e-6)
-            assert np.array_equal(got[f"{view}/{name}/scores"].argmax(1), plain.argmax(1))
+            assert np.array_equal(got[f"{view}/{name}/scores"].argmax(-1), plain.argmax(-1))
         np.testing.assert_array_equal(got[f"{view}/read/scores"], got[f"{view}/written/scores"])

@@ -42,7 +42,7 @@ def plan_class_names(data: ml_collections.ConfigDict) -> tuple[list[str], str]:
     """The class names the run's prompts would use, without reading a record -> (names, where).
 
     data.class_names when it names a list; else the dataset's tfds metadata when it exists; else
-    the vendored list (or the synthetic world's) that the dataset folder's name points to."""
+    the vendored list that the dataset folder's name points to; else the data source's classes."""
     from motion_clip_jax.core import classnames as classnames_lib
 
     if data.class_names in _VENDORED:
@@ -57,10 +57,11 @@ def plan_class_names(data: ml_collections.ConfigDict) -> tuple[list[str], str]:
     for name in _VENDORED:
         if name in folder.replace("_", ""):
             return classnames_lib.load_classnames(name), f"vendored {name} (no {data.dataset_dir})"
-    if data.source == "synthetic_motion" or "synthetic" in folder:
-        from motion_clip_jax.synthetic.world import CLASS_NAMES
+    if data.source:  # a provider that writes the dataset declares its classes
+        from motion_clip_jax.train import providers
 
-        return list(CLASS_NAMES), "the synthetic world"
+        names = providers.resolve("data.source", data.source).class_names
+        return list(names), f"data source {data.source}"
     raise ValueError(
         f"--dry_run: config.data.dataset_dir={data.dataset_dir!r} does not exist and names no "
         f"vendored class list ({', '.join(_VENDORED)}): set config.data.class_names"

@@ -10,8 +10,8 @@ from motion_clip_jax.synthetic.world import WORLD_VERSION
 from motion_clip_jax.train.config import base_config
 
 
-def tiny_model_config(variant: str = "full"):
-    """The full model on the tiny CLIP: 4 frames, s = 2, D = 64."""
+def tiny_model_config(variant: str = "full", **fields):
+    """The full model on the tiny CLIP: 4 frames, s = 2, D = 64 (`fields` override)."""
     return model_config(
         variant,
         clip_model="tiny",
@@ -24,6 +24,7 @@ def tiny_model_config(variant: str = "full"):
         adapter_reduction=4,
         mcb_heads=4,
         mcb_qkv_dim=32,
+        **fields,
     )
 
 

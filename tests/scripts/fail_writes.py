@@ -63,4 +63,4 @@ if __name__ == "__main__":
     what, step, how = sys.argv.pop(1), int(sys.argv.pop(1)), sys.argv.pop(1)
     workdir = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--workdir="))
     install(what, step, how, workdir)
-    app.run(main_lib.main)
+    app.run(main_lib.main, flags_parser=main_lib.parse_flags)

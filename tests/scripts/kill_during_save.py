@@ -31,4 +31,4 @@ def kill_after_saving(step_to_kill: int) -> None:
 
 if __name__ == "__main__":
     kill_after_saving(int(sys.argv.pop(1)))
-    app.run(main_lib.main)
+    app.run(main_lib.main, flags_parser=main_lib.parse_flags)

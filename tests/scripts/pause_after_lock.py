@@ -29,4 +29,4 @@ def pause_after_lock(go_file: str) -> None:
 
 if __name__ == "__main__":
     pause_after_lock(sys.argv.pop(1))
-    app.run(main_lib.main)
+    app.run(main_lib.main, flags_parser=main_lib.parse_flags)
