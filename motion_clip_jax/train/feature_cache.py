@@ -19,6 +19,10 @@ every row the eval iterator yields (padding included), and a SHA-256 of all of i
 key differs from the one asked, or whose checksum or format does not verify, raises
 FeatureCacheError (one line); files are written atomically (temp file + rename), so a crash leaves
 no partial entry.
+
+The protocol the trainer runs per evaluation pass (`cached_views`) is a collective: every process
+reports one status code (0 read, 1 missing, 2 refused) and all take the same branch, computing
+their rows with the image tower (`compute_views`) when any entry is missing.
 """
 
 from __future__ import annotations
@@ -29,14 +33,19 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding
 
 from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.data import pipeline, source
+from motion_clip_jax.train import data_input
+from motion_clip_jax.train import mesh as mesh_lib
 
 FORMAT_VERSION = 1
 # Bump when data/pipeline.py's evaluation frames change for the same options: old entries then
@@ -47,6 +56,18 @@ _ARRAYS = ("features", "label", "mask", "index")
 
 class FeatureCacheError(ValueError):
     """A cache file that is refused: unreadable, damaged, or recorded for another key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureCacheSettings:
+    """config.eval.feature_cache_dir, with what keys its entries besides the set and view."""
+
+    directory: str
+    clip_weights: str  # weights_digest of the frozen CLIP
+    clip_config: dict[str, Any]
+    dtype: str
+    encode_step: Callable[..., jax.Array]  # (frozen, video) -> frame features, batch-sharded
+    features_step: Callable[..., jax.Array]  # (trainable, frozen, frames, ids, eos) -> (B, K)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,3 +264,79 @@ def load(path: str, key: dict[str, Any]) -> CachedViews:
     if str(features.dtype) != dtype_name:
         features = features.view(jax.numpy.dtype(dtype_name))
     return CachedViews(features, arrays["label"], arrays["mask"], arrays["index"])
+
+
+def cached_views(
+    cache: FeatureCacheSettings,
+    config: ml_collections.ConfigDict,
+    frozen: Any,
+    batch_sharding: NamedSharding,
+    eval_set: Any,
+    multiview: bool,
+    log: Callable[[str], None],
+) -> CachedViews:
+    """This process's eval stream of `eval_set` (the trainer's EvalSet) as frame features: read
+    from the cache entry, or computed with the image tower and written there. Every process takes
+    the same branch (a collective): if any process's entry is missing all recompute; if any
+    refuses its file, all stop."""
+    dataset = eval_set.dataset
+    index, count = jax.process_index(), jax.process_count()
+    options = data_input.pipeline_options(config, config.eval.batch_size // count)
+    key = entry_key(
+        clip_weights=cache.clip_weights,
+        clip_config=cache.clip_config,
+        dtype=cache.dtype,
+        dataset=dataset_fingerprint(
+            dataset.dataset_dir, dataset.eval_split, index, count, dataset.eval_video_ids
+        ),
+        options=options,
+        multiview=multiview,
+        process_index=index,
+        process_count=count,
+    )
+    path = entry_path(cache.directory, key)
+    views, error = None, None
+    if os.path.exists(path):
+        try:
+            views = load(path, key)
+        except FeatureCacheError as e:
+            error = e
+    # Status codes, gathered from every process: 0 read, 1 missing (compute), 2 refused.
+    status = data_input.allgather({"s": np.asarray([2 if error else int(views is None)])})["s"]
+    if error is not None:
+        raise error
+    if status.max() == 2:
+        bad = [p for p, s in enumerate(status) if s == 2]
+        raise FeatureCacheError(
+            f"eval feature cache {cache.directory}: process(es) {bad} refused their entry "
+            "(see their log)"
+        )
+    what = f"eval feature cache: {eval_set.name}/{'multiview' if multiview else 'single_view'}"
+    if status.max() == 0:
+        log(f"{what}: read {path}")
+        return views
+    views = compute_views(cache, config, frozen, batch_sharding, eval_set, multiview)
+    save(path, key, views)
+    log(f"{what}: computed and wrote {path}")
+    return views
+
+
+def compute_views(
+    cache: FeatureCacheSettings,
+    config: ml_collections.ConfigDict,
+    frozen: Any,
+    batch_sharding: NamedSharding,
+    eval_set: Any,
+    multiview: bool,
+) -> CachedViews:
+    """The image tower over this process's eval stream -> its rows' features, labels, masks."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
+    for local in data_input.eval_iterator(config, eval_set.dataset, multiview):
+        out = cache.encode_step(frozen, mesh_lib.global_batch(local["video"], batch_sharding))
+        mine = multihost_utils.global_array_to_host_local_array(
+            out, batch_sharding.mesh, batch_sharding.spec
+        )
+        parts["features"].append(np.asarray(mine))
+        for name in ("label", "mask", "index"):
+            parts[name].append(local[name])
+    return CachedViews(**{k: np.concatenate(v) for k, v in parts.items()})

@@ -22,7 +22,6 @@ import numpy as np
 import optax
 from absl import logging
 from clu import periodic_actions
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from motion_clip_jax.convert.flax_file import load_clip, save_clip
@@ -91,18 +90,6 @@ class EvalSet:
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureCacheSettings:
-    """config.eval.feature_cache_dir, with what keys its entries besides the set and view."""
-
-    directory: str
-    clip_weights: str  # feature_cache.weights_digest of the frozen CLIP
-    clip_config: dict[str, Any]
-    dtype: str
-    encode_step: Callable[..., jax.Array]  # (frozen, video) -> frame features, batch-sharded
-    features_step: Callable[..., jax.Array]  # (trainable, frozen, frames, ids, eos) -> (B, K)
-
-
-@dataclasses.dataclass(frozen=True)
 class EvalContext:
     """What every evaluation pass needs besides the trainable parameters and the set."""
 
@@ -110,7 +97,9 @@ class EvalContext:
     eval_step: Callable[..., jax.Array]
     frozen: Any
     batch_sharding: Any
-    feature_cache: FeatureCacheSettings | None = None  # None: the image tower runs every pass
+    feature_cache: feature_cache_lib.FeatureCacheSettings | None = (
+        None  # None: the image tower runs every pass
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,7 +404,7 @@ def make_eval_context(
     (its key needs the host copy of the frozen CLIP: hashed here, once per run)."""
     cache = None
     if config.eval.feature_cache_dir:
-        cache = FeatureCacheSettings(
+        cache = feature_cache_lib.FeatureCacheSettings(
             directory=os.path.abspath(config.eval.feature_cache_dir),
             clip_weights=feature_cache_lib.weights_digest(parts.frozen),
             clip_config=dataclasses.asdict(config_lib.clip_config_of(parts.model_config)),
@@ -663,7 +652,10 @@ def eval_scores(
     else:
         step, inputs = ctx.feature_cache.features_step, "features"
         local_batch = ctx.config.eval.batch_size // jax.process_count()
-        batches = cached_views(ctx, eval_set, multiview).batches(local_batch)
+        views = feature_cache_lib.cached_views(
+            ctx.feature_cache, ctx.config, ctx.frozen, ctx.batch_sharding, eval_set, multiview, log
+        )
+        batches = views.batches(local_batch)
     scores, labels = [], []
     for local in batches:
         out = step(
@@ -683,67 +675,3 @@ def eval_scores(
     scores_np = np.concatenate(scores) if scores else empty
     labels_np = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
     return scores_np, labels_np
-
-
-def cached_views(
-    ctx: EvalContext, eval_set: EvalSet, multiview: bool
-) -> feature_cache_lib.CachedViews:
-    """This process's eval stream as frame features: read from the cache entry, or computed with
-    the image tower and written there. Every process takes the same branch (a collective): if any
-    process's entry is missing all recompute; if any refuses its file, all stop."""
-    cache, config, dataset = ctx.feature_cache, ctx.config, eval_set.dataset
-    index, count = jax.process_index(), jax.process_count()
-    options = data_input.pipeline_options(config, config.eval.batch_size // count)
-    key = feature_cache_lib.entry_key(
-        clip_weights=cache.clip_weights,
-        clip_config=cache.clip_config,
-        dtype=cache.dtype,
-        dataset=feature_cache_lib.dataset_fingerprint(
-            dataset.dataset_dir, dataset.eval_split, index, count, dataset.eval_video_ids
-        ),
-        options=options,
-        multiview=multiview,
-        process_index=index,
-        process_count=count,
-    )
-    path = feature_cache_lib.entry_path(cache.directory, key)
-    views, error = None, None
-    if os.path.exists(path):
-        try:
-            views = feature_cache_lib.load(path, key)
-        except feature_cache_lib.FeatureCacheError as e:
-            error = e
-    status = data_input.allgather({"s": np.asarray([2 if error else int(views is None)])})["s"]
-    if error is not None:
-        raise error
-    if status.max() == 2:
-        bad = [p for p, s in enumerate(status) if s == 2]
-        raise feature_cache_lib.FeatureCacheError(
-            f"eval feature cache {cache.directory}: process(es) {bad} refused their entry "
-            "(see their log)"
-        )
-    what = f"eval feature cache: {eval_set.name}/{'multiview' if multiview else 'single_view'}"
-    if status.max() == 0:
-        log(f"{what}: read {path}")
-        return views
-    views = compute_views(ctx, eval_set, multiview)
-    feature_cache_lib.save(path, key, views)
-    log(f"{what}: computed and wrote {path}")
-    return views
-
-
-def compute_views(
-    ctx: EvalContext, eval_set: EvalSet, multiview: bool
-) -> feature_cache_lib.CachedViews:
-    """The image tower over this process's eval stream -> its rows' features, labels, masks."""
-    mesh = ctx.batch_sharding.mesh
-    parts: dict[str, list[np.ndarray]] = {"features": [], "label": [], "mask": [], "index": []}
-    for local in data_input.eval_iterator(ctx.config, eval_set.dataset, multiview):
-        out = ctx.feature_cache.encode_step(
-            ctx.frozen, mesh_lib.global_batch(local["video"], ctx.batch_sharding)
-        )
-        mine = multihost_utils.global_array_to_host_local_array(out, mesh, ctx.batch_sharding.spec)
-        parts["features"].append(np.asarray(mine))
-        for name in ("label", "mask", "index"):
-            parts[name].append(local[name])
-    return feature_cache_lib.CachedViews(**{k: np.concatenate(v) for k, v in parts.items()})
