@@ -26,34 +26,22 @@ from .conftest import REPO_ROOT
 SOT, EOT = 49406, 49407
 
 # Several shapes: widths (heads = width // 64 in OpenAI's code), depths, patch and image sizes.
+SHAPE_FIELDS = (
+    "embed_dim",
+    "image_resolution",
+    "vision_layers",
+    "vision_width",
+    "vision_patch_size",
+    "transformer_width",
+    "transformer_layers",
+)
 TINY_SHAPES = {
-    "w64_p8_r32": dict(
-        embed_dim=32,
-        image_resolution=32,
-        vision_layers=2,
-        vision_width=64,
-        vision_patch_size=8,
-        transformer_width=64,
-        transformer_layers=1,
-    ),
-    "w128_p16_r48": dict(
-        embed_dim=48,
-        image_resolution=48,
-        vision_layers=1,
-        vision_width=128,
-        vision_patch_size=16,
-        transformer_width=128,
-        transformer_layers=2,
-    ),
-    "w192_p14_r28": dict(
-        embed_dim=16,
-        image_resolution=28,
-        vision_layers=3,
-        vision_width=192,
-        vision_patch_size=14,
-        transformer_width=64,
-        transformer_layers=2,
-    ),
+    name: dict(zip(SHAPE_FIELDS, values))
+    for name, values in {
+        "w64_p8_r32": (32, 32, 2, 64, 8, 64, 1),
+        "w128_p16_r48": (48, 48, 1, 128, 16, 128, 2),
+        "w192_p14_r28": (16, 28, 3, 192, 14, 64, 2),
+    }.items()
 }
 
 
@@ -156,29 +144,26 @@ def test_torchscript_archive_and_saved_files(openai_model, tmp_path):
     assert_parity(module, variables, rounded, res)
 
 
+def hf_tower(width: int, layers: int, heads: int, mlp_ratio: int = 4, **fields) -> dict:
+    """One tower (`text_config` / `vision_config`) of a Hugging Face CLIPConfig."""
+    return dict(
+        hidden_size=width,
+        intermediate_size=mlp_ratio * width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        **fields,
+    )
+
+
 @pytest.mark.parametrize("fmt", ["safetensors", "bin"])
 def test_hugging_face_layout(tmp_path, fmt):
     """HF transformers CLIPModel, independent code: its own features are the reference."""
     transformers = pytest.importorskip("transformers")
     config = transformers.CLIPConfig(
-        text_config=dict(
-            vocab_size=49408,
-            hidden_size=64,
-            intermediate_size=256,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
+        text_config=hf_tower(
+            64, 2, 2, vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu"
         ),
-        vision_config=dict(
-            hidden_size=128,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-            hidden_act="quick_gelu",
-        ),
+        vision_config=hf_tower(128, 2, 4, image_size=32, patch_size=8, hidden_act="quick_gelu"),
         projection_dim=24,
     )
     torch.manual_seed(0)
@@ -319,41 +304,47 @@ def test_error_shape_mismatch_names_both_shapes(tiny_state_dict):
         clip_from_torch(sd)
 
 
-def test_error_files(tmp_path, tiny_state_dict):
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
-        clip_from_torch(tmp_path / "nope.pt")
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.pt"):
-        clip_from_torch(garbage)
-    torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(CheckpointError, match="list.pt.*not a state_dict"):
-        clip_from_torch(tmp_path / "list.pt")
-    (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(CheckpointError, match="empty_dir"):
-        clip_from_torch(tmp_path / "empty_dir")
-    not_flax = tmp_path / "x.msgpack"
-    not_flax.write_bytes(b"\x00\x01garbage")
-    with pytest.raises(CheckpointError, match="x.msgpack"):
-        load_clip(not_flax)
-    with pytest.raises(FileNotFoundError, match="convert"):
-        load_clip(tmp_path / "absent.msgpack")
+# A file name: what is written there (nothing: absent), the loader, its error, what that names.
+BAD_FILES = {
+    "nope.pt": (None, clip_from_torch, FileNotFoundError, "nope.pt"),
+    "garbage.pt": (
+        lambda path: path.write_bytes(b"this is not a checkpoint"),
+        clip_from_torch,
+        CheckpointError,
+        "garbage.pt",
+    ),
+    "list.pt": (
+        lambda path: torch.save([1, 2, 3], path),
+        clip_from_torch,
+        CheckpointError,
+        "list.pt.*not a state_dict",
+    ),
+    "empty_dir": (lambda path: path.mkdir(), clip_from_torch, CheckpointError, "empty_dir"),
+    "x.msgpack": (
+        lambda path: path.write_bytes(b"\x00\x01garbage"),
+        load_clip,
+        CheckpointError,
+        "x.msgpack",
+    ),
+    "absent.msgpack": (None, load_clip, FileNotFoundError, "convert"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_error_files(tmp_path, name):
+    write, load, error, match = BAD_FILES[name]
+    path = tmp_path / name
+    if write:
+        write(path)
+    with pytest.raises(error, match=match):
+        load(path)
 
 
 def test_error_hf_missing_projection_part(tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.CLIPConfig(
-        text_config=dict(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1
-        ),
-        vision_config=dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=1,
-            num_attention_heads=1,
-            image_size=16,
-            patch_size=8,
-        ),
+        text_config=hf_tower(64, 1, 1, mlp_ratio=2),
+        vision_config=hf_tower(64, 1, 1, mlp_ratio=2, image_size=16, patch_size=8),
         projection_dim=8,
     )
     sd = transformers.CLIPModel(config).state_dict()

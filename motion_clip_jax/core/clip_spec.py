@@ -63,25 +63,21 @@ class CLIPConfig:
         return cls(**d)
 
 
+# OpenAI's ViT-L/14; its 336 px release is the same tower at another resolution.
+_VIT_L14 = CLIPConfig(
+    embed_dim=768,
+    vision_layers=24,
+    vision_width=1024,
+    vision_patch_size=14,
+    transformer_width=768,
+)
+
 # Presets by name. OpenAI's released ViTs plus the tiny tower the synthetic demo pretrains.
 PRESETS: dict[str, CLIPConfig] = {
     "vit_b16": CLIPConfig(),
     "vit_b32": CLIPConfig(vision_patch_size=32),
-    "vit_l14": CLIPConfig(
-        embed_dim=768,
-        vision_layers=24,
-        vision_width=1024,
-        vision_patch_size=14,
-        transformer_width=768,
-    ),
-    "vit_l14_336": CLIPConfig(
-        embed_dim=768,
-        image_resolution=336,
-        vision_layers=24,
-        vision_width=1024,
-        vision_patch_size=14,
-        transformer_width=768,
-    ),
+    "vit_l14": _VIT_L14,
+    "vit_l14_336": dataclasses.replace(_VIT_L14, image_resolution=336),
     # 32 px frames, 4x4 grid of 8 px patches, 2 layers per tower: the synthetic world's CLIP.
     "tiny": CLIPConfig(
         embed_dim=64,
