@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import os
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 from data_prep import decode, layouts
 from motion_clip_jax import cli_errors
@@ -37,28 +40,42 @@ def _split_ids(text: str) -> list[int]:
     return ids
 
 
+# The frame flags: decode.DecodeOptions' fields, each with its help (the default is the field's).
+_DECODE_HELP = {
+    "short_side": "resize so the short side is this many pixels (0: keep)",
+    "jpeg_quality": "JPEG quality 1-100",
+    "fps_cap": "keep at most this many frames per second (0: all frames)",
+    "max_frames": "keep at most this many evenly spaced frames per video (0: all)",
+}
+# The synthetic layout's flags: write_synthetic_dataset's keywords, each (default, help).
+_SYNTHETIC_FLAGS = {
+    "num_train": (800, "training clips"),
+    "num_test": (400, "test clips"),
+    "seed": (0, "generator seed"),
+    "size": (32, "frame side in pixels"),
+    "num_frames": (8, "frames per clip"),
+    "num_shards": (4, "shards per split"),
+}
+
+
+def _add_flags(parser: Any, flags: dict[str, tuple[Any, str]]) -> None:
+    """Adds --NAME, of its default's type, for each NAME: (default, help) (parser or group)."""
+    for name, (default, help_text) in flags.items():
+        parser.add_argument(
+            f"--{name}", type=type(default), default=default, help=f"{help_text} [{default}]"
+        )
+
+
+def _values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The parsed values of the flags `names`, by name (the keywords they are passed as)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _add_video_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos_dir", required=True, help="root folder of the video files")
     group = parser.add_argument_group("frames and shards")
-    group.add_argument(
-        "--short_side",
-        type=int,
-        default=256,
-        help="resize so the short side is this many pixels (0: keep) [256]",
-    )
-    group.add_argument("--jpeg_quality", type=int, default=90, help="JPEG quality 1-100 [90]")
-    group.add_argument(
-        "--fps_cap",
-        type=float,
-        default=0.0,
-        help="keep at most this many frames per second (0: all frames) [0]",
-    )
-    group.add_argument(
-        "--max_frames",
-        type=int,
-        default=0,
-        help="keep at most this many evenly spaced frames per video (0: all) [0]",
-    )
+    defaults = {f.name: f.default for f in dataclasses.fields(decode.DecodeOptions)}
+    _add_flags(group, {name: (defaults[name], text) for name, text in _DECODE_HELP.items()})
     group.add_argument("--shard_size", type=int, default=64, help="videos per shard [64]")
     group.add_argument(
         "--workers",
@@ -104,12 +121,7 @@ def _parser() -> argparse.ArgumentParser:
             _add_video_options(sub)
             sub.add_argument("--name", required=True, help="dataset name (lower_snake_case)")
         else:
-            sub.add_argument("--num_train", type=int, default=800, help="training clips [800]")
-            sub.add_argument("--num_test", type=int, default=400, help="test clips [400]")
-            sub.add_argument("--seed", type=int, default=0, help="generator seed [0]")
-            sub.add_argument("--size", type=int, default=32, help="frame side in pixels [32]")
-            sub.add_argument("--num_frames", type=int, default=8, help="frames per clip [8]")
-            sub.add_argument("--num_shards", type=int, default=4, help="shards per split [4]")
+            _add_flags(sub, _SYNTHETIC_FLAGS)
             sub.add_argument("--overwrite", action="store_true", help="replace an existing one")
     return parser
 
@@ -155,26 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         from motion_clip_jax.synthetic import world
 
         dataset_dir = world.write_synthetic_dataset(
-            args.out_dir,
-            num_train=args.num_train,
-            num_test=args.num_test,
-            seed=args.seed,
-            size=args.size,
-            num_frames=args.num_frames,
-            num_shards=args.num_shards,
-            overwrite=args.overwrite,
+            args.out_dir, overwrite=args.overwrite, **_values(args, _SYNTHETIC_FLAGS)
         )
         print(_report(manifest_lib.read_manifest(dataset_dir), dataset_dir))
         return 0
     if not 1 <= args.jpeg_quality <= 100:
         raise ValueError(f"--jpeg_quality must be in 1..100, got {args.jpeg_quality}")
     options = job.JobOptions(
-        decode=decode.DecodeOptions(
-            short_side=args.short_side,
-            jpeg_quality=args.jpeg_quality,
-            fps_cap=args.fps_cap,
-            max_frames=args.max_frames,
-        ),
+        decode=decode.DecodeOptions(**_values(args, _DECODE_HELP)),
         shard_size=args.shard_size,
         workers=args.workers,
         progress=not args.no_progress,

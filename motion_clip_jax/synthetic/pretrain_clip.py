@@ -508,17 +508,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pool_size", type=int, default=DEFAULT_POOL_SIZE)
     parser.add_argument("--caption_style", choices=CAPTION_STYLES, default="rich")
     parser.add_argument("--attribute_weight", type=float, default=DEFAULT_ATTRIBUTE_WEIGHT)
-    args = parser.parse_args(argv)
-    path = get_or_pretrain_tiny_clip(
-        args.cache_dir,
-        seed=args.seed,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        pool_size=args.pool_size,
-        caption_style=args.caption_style,
-        attribute_weight=args.attribute_weight,
-    )
+    # Each flag is a keyword of get_or_pretrain_tiny_clip, by the same name.
+    path = get_or_pretrain_tiny_clip(**vars(parser.parse_args(argv)))
     print(path)
 
 
