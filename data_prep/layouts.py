@@ -166,18 +166,16 @@ def hmdb51_plans(videos_dir: str, splits_dir: str, split_ids: Sequence[int]) -> 
 
 def _official_split_plan(layout, split_id, readable, raw_names, items, skipped, videos_dir, files):
     """The DatasetPlan of one official split (HMDB-51 / UCF-101: one dataset per split)."""
-    return DatasetPlan(
-        name=f"{layout}_split{split_id}",
-        layout=layout,
-        class_names=readable,
-        raw_class_names=raw_names,
-        items=items,
-        skipped=skipped,
-        source={
-            "videos_dir": os.path.abspath(videos_dir),
-            "split_files": [os.path.abspath(f) for f in files],
-        },
-    )
+    name = f"{layout}_split{split_id}"
+    return _plan(name, layout, readable, raw_names, items, skipped, videos_dir, split_files=files)
+
+
+def _plan(name, layout, class_names, raw_names, items, skipped, videos_dir, **lists) -> DatasetPlan:
+    """A DatasetPlan whose source records the videos folder and the list files read, each kind
+    by its name (`lists`, e.g. split_files=[...]), as absolute paths."""
+    source = {"videos_dir": os.path.abspath(videos_dir)}
+    source.update({kind: [os.path.abspath(f) for f in files] for kind, files in lists.items()})
+    return DatasetPlan(name, layout, class_names, raw_names, items, skipped, source)
 
 
 def _with_unlisted(plans: list, resolver: _PathResolver, listed: set[str]) -> list:
@@ -343,19 +341,18 @@ def kinetics400_plan(videos_dir: str, annotation_files: Sequence[str]) -> Datase
                 expected = os.path.join(videos_dir, video_id)
                 _keep_or_skip(items, skipped, split, video_id, path, expected, label_text, label_of)
     listed = {os.path.normcase(by_stem[v]) for v in seen if v in by_stem}
-    return DatasetPlan(
-        name="kinetics400",
-        layout="kinetics400",
-        class_names=names,
-        raw_class_names=names,
-        items=items,
-        skipped=skipped,
-        source={
-            "videos_dir": os.path.abspath(videos_dir),
-            "annotations": [os.path.abspath(f) for f in annotation_files],
-        },
-        unlisted_videos=sum(os.path.normcase(p) not in listed for p in by_stem.values()),
+    plan = _plan(
+        "kinetics400",
+        "kinetics400",
+        names,
+        names,
+        items,
+        skipped,
+        videos_dir,
+        annotations=annotation_files,
     )
+    plan.unlisted_videos = sum(os.path.normcase(p) not in listed for p in by_stem.values())
+    return plan
 
 
 def folder_plan(videos_dir: str, name: str) -> DatasetPlan:
@@ -392,12 +389,4 @@ def folder_plan(videos_dir: str, name: str) -> DatasetPlan:
         for entry in sorted(os.scandir(split_dir), key=lambda e: e.name):
             if entry.is_file():
                 skipped.append(_skip(split, entry.name, entry.path, "not inside a class folder"))
-    return DatasetPlan(
-        name=name,
-        layout="folder",
-        class_names=readable,
-        raw_class_names=raw_names,
-        items=items,
-        skipped=skipped,
-        source={"videos_dir": os.path.abspath(videos_dir)},
-    )
+    return _plan(name, "folder", readable, raw_names, items, skipped, videos_dir)
