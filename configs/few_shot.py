@@ -9,10 +9,8 @@ DATASET: hmdb51 | ucf101 (k in 2, 4, 8, 16) or kinetics400 (k = 5). The drawn vi
 to the workdir (few_shot_<k>shot_seed<draw>.txt); the draw is a pure function of (list, k, draw).
 """
 
-from configs._closed_set import check_variant
+from configs._closed_set import paper_config
 from motion_clip_jax.core.classnames import load_classnames
-from motion_clip_jax.models.model_config import model_config
-from motion_clip_jax.train.config import base_config
 
 DATASETS = {
     "hmdb51": ("data/tfds/hmdb51_split1", "train", "test"),
@@ -51,10 +49,7 @@ def get_config(arg: str = "hmdb51,2,0"):
         ) from None
     if dataset not in DATASETS:
         raise ValueError(f"few_shot: dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
-    variant = check_variant(parts[3] if len(parts) == 4 else "full", "few_shot")
-    c = base_config()
-    c.model = model_config(variant)
-    c.clip_checkpoint = "data/clip/vit_b16.msgpack"
+    c = paper_config(parts[3] if len(parts) == 4 else "full", "few_shot")
     c.data.dataset_dir, c.data.train_split, c.data.eval_split = DATASETS[dataset]
     apply_recipe(c, k, draw, len(load_classnames(dataset)))
     c.optim.learning_rate = 0.0015  # paper §4.3: the *initial* rate, so no warm-up (ask for one

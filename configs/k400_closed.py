@@ -7,16 +7,12 @@ kinetics400 ...) and data/clip/vit_b16.msgpack. The argument is EVAL_SPLIT[,VARI
 evaluation split (validation by default; test if your copy has one) and the model variant.
 """
 
-from configs._closed_set import check_variant
-from motion_clip_jax.models.model_config import model_config
-from motion_clip_jax.train.config import base_config
+from configs._closed_set import paper_config
 
 
 def get_config(arg: str = "validation"):
     eval_split, _, variant = arg.partition(",")
-    c = base_config()
-    c.model = model_config(check_variant(variant or "full", "k400_closed"))
-    c.clip_checkpoint = "data/clip/vit_b16.msgpack"
+    c = paper_config(variant, "k400_closed")
     c.data.dataset_dir = "data/tfds/kinetics400"
     c.data.train_split = "train"
     c.data.eval_split = eval_split or "validation"
