@@ -127,15 +127,47 @@ def test_train_batches_visit_every_record_once_per_epoch(probe):
     for epoch in range(2):
         order = shuffle.stable_permutation(NUM_TRAIN, (3, 0, epoch))
         np.testing.assert_array_equal(ids[26 * epoch : 26 * (epoch + 1)], order)
-    # Frames: element q samples with offsets from the stateless seed fold_in((seed, 0), q).
+    # Frames: the clip of video v (split position) in its epoch e samples with offsets from the
+    # stateless seed fold_in(fold_in((seed, 2), v), e), whatever its place in the stream.
+    np.testing.assert_array_equal(np.concatenate([b["index"] for b in batches]), ids)
     for q in range(52):
         n = num_frames_of(ids[q])
         seed = tf.random.experimental.stateless_fold_in(
-            tf.constant([3, 0], tf.int64), tf.constant(q, tf.int64)
+            tf.constant([3, 2], tf.int64), tf.constant(ids[q], tf.int64)
         )
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.constant(q // 26, tf.int64))
         time_seed = tf.random.experimental.stateless_split(seed, 3)[0]
         offsets = sampling.random_offsets_tf(T, time_seed).numpy()
         np.testing.assert_array_equal(frames[q], video_spec.random_indices(n, offsets))
+
+
+def test_a_clip_depends_on_its_video_and_epoch_not_on_the_stream(probe):
+    """Two processes and a one-process run (other orders, other batches) draw the same clip of a
+    video in the same epoch; train_stream_rows says where each lands; undecoded clips are zeros
+    with their labels."""
+    one = take(train_iterator(probe), 13)
+    by_clip = {
+        (int(v), int(e)): c
+        for b in one
+        for v, e, c in zip(b["index"], b["epoch"], b["video"])
+    }  # fmt: skip
+    for process in (0, 1):
+        rows = dict(process_index=process, process_count=2)
+        batches = take(train_iterator(probe, **rows), 6)  # 24 clips: 13 per epoch
+        options = pipeline.PipelineOptions(num_frames=T, crop_size=CROP, batch_size=4, seed=3)
+        positions, epochs = pipeline.train_stream_rows(probe, "train", options, range(1, 6), **rows)
+        for step, b in enumerate(batches[1:]):
+            np.testing.assert_array_equal(b["index"], positions[step])
+            np.testing.assert_array_equal(b["epoch"], epochs[step])
+        for b in batches:
+            for v, e, clip in zip(b["index"], b["epoch"], b["video"]):
+                np.testing.assert_array_equal(clip, by_clip[(int(v), int(e))])
+    skipped = {(int(v), int(e)) for v, e in zip(one[1]["index"][:2], one[1]["epoch"][:2])}
+    again = take(train_iterator(probe, undecoded=skipped), 2)[1]
+    assert not again["video"][:2].any()
+    np.testing.assert_array_equal(again["video"][2:], one[1]["video"][2:])
+    np.testing.assert_array_equal(again["label"], one[1]["label"])
+    assert again["mask"].all()
 
 
 def test_resume_is_bitwise_exact_across_epoch_ends(probe):

@@ -5,11 +5,15 @@ Both iterators take a `PipelineOptions` (clip shape, batch size, seed, output fo
 Training (`make_train_iterator`): process p reads its part of the split (source.split_records)
 as an endless stream of epochs; epoch e visits the records in a permutation fixed by
 (seed, p, e) (shuffle.stable_permutation), and the stream is cut into batches of `batch_size`
-(batches run across epoch ends). Element q of the stream (q = step * batch_size + b) draws its
-frame offsets, crop and flip from a stateless seed fold_in((seed, p), q). Records are read by
-position (shard file, record number; TFRecord skips seek over records without reading them),
-so the batch at step n is a pure function of (data, seed, n, process layout) and
-`start_step=n` resumes exactly, at once. Parallel reading keeps the order (deterministic=True).
+(batches run across epoch ends). A clip draws its frame offsets, crop and flip from the
+stateless seed `train_clip_seed(seed, split position of its video, epoch)`: the clip of a video
+in its e-th epoch is the same whatever the stream around it (process layout, few-shot draw,
+batch), so its frozen image features can be cached and shared (train/train_features.py).
+Records are read by position (shard file, record number; TFRecord skips seek over records
+without reading them), so the batch at step n is a pure function of (data, seed, n, process
+layout) and `start_step=n` resumes exactly, at once. Parallel reading keeps the order
+(deterministic=True). `train_stream_rows` says, without reading anything, which (video, epoch)
+each slot of a step's batch holds.
 
 Evaluation (`make_eval_iterator`): each process reads its part in split order; centre sampling and
 centre crop, or 4 x 3 views (4 seeded random samplings x left / centre / right crops). The last
@@ -187,7 +191,8 @@ class PipelineOptions:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
 
 
-def _video_ids_or_none(data_dir: str, split: str) -> list[str] | None:
+def split_video_ids(data_dir: str, split: str) -> list[str] | None:
+    """The video ids of `split` in split order (position -> id); None without a split index."""
     base_split = split.split("[")[0]
     if "+" in split:
         return None
@@ -229,6 +234,18 @@ def _finish(frames: tf.Tensor, uint8: bool) -> tf.Tensor:
         # Bilinear resizing of [0, 255] values stays in [0, 255]: +0.5 and truncation round.
         return tf.cast(frames + 0.5, tf.uint8)
     return transforms.normalize(frames)
+
+
+# The seed tag of training clips (multi-view evaluation samplings use tag 1).
+_TRAIN_SEED_TAG = 2
+
+
+def train_clip_seed(seed: int, split_position: tf.Tensor, epoch: tf.Tensor) -> tf.Tensor:
+    """The stateless seed (2,) of the training clip of a video (its position in the split) in its
+    `epoch`-th epoch: a pure function of the three, so the clip is too."""
+    base = tf.constant([seed, _TRAIN_SEED_TAG], tf.int64)
+    per_video = tf.random.experimental.stateless_fold_in(base, tf.cast(split_position, tf.int64))
+    return tf.random.experimental.stateless_fold_in(per_video, tf.cast(epoch, tf.int64))
 
 
 def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip, uint8):
@@ -355,18 +372,24 @@ def _clip_fn(
     data_dir: str,
     options: PipelineOptions,
     make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], tf.Tensor],
-    element_seed: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    stream: _Stream,
+    video_shape: tuple[int, ...],
 ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
     """(serialized record, stream position q, record index i) -> {video, label, mask}.
 
-    make_video(example, seed) draws the clip in the output format; element_seed(q, i) its
-    stateless seed.
+    make_video(example, seed) draws the clip in the output format; stream.element_seed(q, i) its
+    stateless seed. Where stream.undecoded(q, i) holds, the video is zeros (nothing decoded).
     """
     spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
+    dtype = tf.uint8 if options.uint8 else tf.float32
 
     def clip_fn(serialized, q, i):
         example = _parse(spec, serialized)
-        video = make_video(example, element_seed(q, i))
+        draw = lambda: make_video(example, stream.element_seed(q, i))
+        if stream.undecoded is None:
+            video = draw()
+        else:
+            video = tf.cond(stream.undecoded(q, i), lambda: tf.zeros(video_shape, dtype), draw)
         return {
             "video": video,
             "label": tf.cast(example["label"], tf.int32),
@@ -402,6 +425,7 @@ class _Stream:
     batches_per_epoch: float
     padding: dict[str, tf.Tensor] | None = None  # the extras of a padding element
     num_padding: int = 0
+    undecoded: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None  # (q, i) -> zeros?
 
 
 def _local_records(data_dir, split, process_index, process_count, video_ids):
@@ -423,7 +447,7 @@ def _video_batches(
     stream: _Stream,
 ) -> VideoBatches:
     """The shared skeleton: records -> clips (make_video(example, seed)) -> batches."""
-    clip_fn = _clip_fn(data_dir, options, make_video, stream.element_seed)
+    clip_fn = _clip_fn(data_dir, options, make_video, stream, video_shape)
     element_dataset, clips = _element_factory(records, clip_fn, stream.extras, video_shape, options)
     padding = None
     if stream.padding is not None:
@@ -435,7 +459,7 @@ def _video_batches(
         batch_size=options.batch_size,
         locate=stream.locate,
         records=records,
-        video_ids=_video_ids_or_none(data_dir, split),
+        video_ids=split_video_ids(data_dir, split),
         element_dataset=element_dataset,
         num_local_examples=len(records),
         batches_per_epoch=stream.batches_per_epoch,
@@ -451,6 +475,7 @@ def make_train_iterator(
     process_index: int | None = None,
     process_count: int | None = None,
     video_ids: Iterable[str] | None = None,
+    undecoded: Iterable[tuple[int, int]] = (),
 ) -> VideoBatches:
     """Endless training batches of this process (options.batch_size is per process).
 
@@ -462,10 +487,12 @@ def make_train_iterator(
       start_step: first batch to yield; the batches equal those an iterator from 0 yields there.
       process_index / process_count: default jax.process_index() / jax.process_count().
       video_ids: train only on these videos of `split` (e.g. a few-shot draw).
+      undecoded: (split position, epoch) of clips not to decode (their features are cached):
+        their video is zeros, their label and mask as read.
 
     Yields dicts: video float32 (B, T, crop, crop, 3) (uint8 with options.uint8), label int32
     (B,), mask bool (B,) (False only for a skipped bad record), epoch int32 (B,) (epoch of each
-    clip in this process's stream).
+    clip in this process's stream), index int32 (B,) (its video's position in the split).
     """
     if start_step < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
@@ -475,14 +502,12 @@ def make_train_iterator(
     n = len(records)
     if n == 0:
         raise ValueError(f"{data_dir} split {split!r}: process {process_index} has no records")
-    base_seed = tf.constant([options.seed, process_index], tf.int64)
+    split_position = tf.constant(records.position, dtype=tf.int64)  # record index -> in split
     make_video = functools.partial(
         _train_clip, num_frames=options.num_frames, crop_size=options.crop_size,
         crop_scales=tuple(options.crop_scales), flip=options.flip, uint8=options.uint8,
     )  # fmt: skip
-
-    def epoch_order(epoch):
-        return shuffle.stable_permutation(n, (options.seed, process_index, int(epoch)))
+    epoch_order = functools.partial(_epoch_order, n, options.seed, process_index)
 
     def epoch_records(epoch):
         order = tf.numpy_function(epoch_order, [epoch], tf.int64, stateful=False)
@@ -493,14 +518,67 @@ def make_train_iterator(
     positions = tf.data.Dataset.range(first // n, np.iinfo(np.int64).max // (n + 1))
     stream = _Stream(
         positions=positions.flat_map(epoch_records).skip(first % n),
-        element_seed=lambda q, i: tf.random.experimental.stateless_fold_in(base_seed, q),
-        extras=lambda q, i: {"epoch": tf.cast(q // n, tf.int32), "_stream_position": q},
+        element_seed=lambda q, i: train_clip_seed(
+            options.seed, tf.gather(split_position, i), q // n
+        ),
+        extras=lambda q, i: {
+            "epoch": tf.cast(q // n, tf.int32),
+            "index": tf.cast(tf.gather(split_position, i), tf.int32),
+            "_stream_position": q,
+        },
         locate=lambda q: int(epoch_order(q // n)[q % n]),
         first_step=start_step,
         batches_per_epoch=n / options.batch_size,
+        undecoded=_clip_lookup(undecoded, split_position, n),
     )
     video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
     return _video_batches(data_dir, split, options, records, make_video, video_shape, stream)
+
+
+def _epoch_order(n: int, seed: int, process_index: int, epoch: int) -> np.ndarray:
+    """The order (n,) in which process `process_index` visits its n records in `epoch`."""
+    return shuffle.stable_permutation(n, (seed, process_index, int(epoch)))
+
+
+def _clip_lookup(clips: Iterable[tuple[int, int]], split_position: tf.Tensor, n: int):
+    """(q, i) -> whether (split position of record i, epoch q // n) is one of `clips`; None when
+    there are none."""
+    keys = [position * 2**32 + epoch for position, epoch in clips]
+    if not keys:
+        return None
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys, tf.int64), tf.ones(len(keys), tf.int32)
+        ),
+        default_value=0,
+    )
+    return lambda q, i: table.lookup(tf.gather(split_position, i) * 2**32 + q // n) > 0
+
+
+def train_stream_rows(
+    data_dir: str,
+    split: str,
+    options: PipelineOptions,
+    steps: range,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    video_ids: Iterable[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(split positions, epochs), both (len(steps), batch_size) int64: which video, in which of
+    its epochs, fills each slot of this process's batch at each step of make_train_iterator with
+    the same arguments (before any bad record is refilled). Reads only the split's index."""
+    records, process_index, _ = _local_records(
+        data_dir, split, process_index, process_count, video_ids
+    )
+    n, b = len(records), options.batch_size
+    q = np.arange(steps.start * b, steps.stop * b, dtype=np.int64).reshape(len(steps), b)
+    epochs = q // n
+    record = np.empty_like(q)
+    for epoch in np.unique(epochs):
+        where = epochs == epoch
+        record[where] = _epoch_order(n, options.seed, process_index, int(epoch))[q[where] % n]
+    return np.asarray(records.position, np.int64)[record], epochs
 
 
 def make_eval_iterator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jax
@@ -220,10 +220,14 @@ def train_iterator(
     start_step: int,
     process_index: int | None = None,
     process_count: int | None = None,
+    undecoded: Iterable[tuple[int, int]] = (),
 ) -> Iterator[dict[str, np.ndarray]]:
-    """This process's share of each global batch, from `start_step` on (exact resume).
+    """This process's share of each global batch, from `start_step` on (exact resume): video,
+    label, mask, and index / epoch (which video, in which of its epochs; a refilled slot holds
+    its filler's).
 
     process_index / process_count default to JAX's; tests pass them to emulate a multi-host layout.
+    undecoded: (split position, epoch) of clips whose video is left zeros (features cached).
     """
     process_count = jax.process_count() if process_count is None else process_count
     batches = pipeline.make_train_iterator(
@@ -234,6 +238,7 @@ def train_iterator(
         process_index=process_index,
         process_count=process_count,
         video_ids=dataset.train_video_ids,
+        undecoded=undecoded,
     )
     for batch in _named_bad_records(batches, dataset, "training"):
         # A skipped bad record (counted and logged by the pipeline) keeps its slot with mask
@@ -242,7 +247,7 @@ def train_iterator(
         mask = batch["mask"]
         if not mask.all():
             batch = _drop_masked(batch)
-        yield {"video": batch["video"], "label": batch["label"], "mask": mask}
+        yield {"mask": mask, **{k: batch[k] for k in ("video", "label", "index", "epoch")}}
 
 
 def _drop_masked(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
