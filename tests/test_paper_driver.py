@@ -352,6 +352,14 @@ def test_table3_counts_parameters_and_flops(synthetic_root):
         assert note in text, note
 
 
+def test_the_runs_of_a_table_share_the_training_feature_cache(synthetic_root):
+    """Table 5's selection runs train on one draw at two rates: the second reads the first's
+    clips, so fewer clips go through the image tower than the runs train on."""
+    tower = synthetic_root[1]["table5"]["image_tower"]
+    assert tower["feature_cache_read"] > 0 and tower["feature_cache_written"] > 0
+    assert tower["train_tower_clips"] < tower["feature_cache_read"] + tower["feature_cache_written"]
+
+
 def test_the_compile_cache_gives_the_same_results(synthetic_root, tmp_path):
     """Two tables in fresh processes: the second compiles nothing new (it reads the cache the
     first wrote) and its results are bit for bit the first's."""

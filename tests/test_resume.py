@@ -40,13 +40,14 @@ def main_command(workdir, dataset_dir, kill_during_save=None, overrides=()):
     ]
 
 
-def run(workdir, dataset_dir, kill_during_save=None, timeout=600, overrides=()):
+def run(workdir, dataset_dir, kill_during_save=None, timeout=600, overrides=(), env=None):
     return subprocess.run(
         main_command(workdir, dataset_dir, kill_during_save, overrides),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -155,6 +156,43 @@ def test_resume_with_gradient_accumulation_is_bitwise_exact(tmp_path):
     out = run(workdir, dataset_dir, overrides=overrides)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Resumed from step 3" in out.stdout
+    got, step = final_params(workdir, 12)
+    assert step == 12 and set(got) == set(expected)
+    for key in expected:
+        assert np.array_equal(got[key], expected[key]), key
+
+
+@pytest.mark.slow
+def test_resume_with_the_training_feature_cache_on_8_devices(tmp_path):
+    """A (data 4, model 2) mesh of 8 CPU devices with the training feature cache: killed while
+    saving step 6 and resumed (the clips written before the kill are read back), the step-12
+    state equals an uninterrupted cached run's bitwise. (That a cached run ends where a plain one
+    ends is tested in tests/test_train_feature_cache.py, on one device.)"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    dataset_dir = DEFAULT_DATASET_DIR
+    overrides = ("--config.train.num_steps=12", "--config.mesh.model=2")
+    reference = tmp_path / "uninterrupted"
+    cached = (*overrides, f"--config.train.feature_cache_dir={tmp_path / 'cache_a'}")
+    out = run(reference, dataset_dir, overrides=cached, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "mesh {'data': 4, 'model': 2}" in out.stdout
+    with open(reference / "eval_results.json") as f:
+        counts = json.load(f)["train_feature_cache"]
+    assert (counts["written"], counts["read"]) == (12 * 8, 0)
+    expected, _ = final_params(reference, 12)
+
+    workdir = tmp_path / "interrupted"
+    cached = (*overrides, f"--config.train.feature_cache_dir={tmp_path / 'cache_b'}")
+    out = run(workdir, dataset_dir, kill_during_save=6, overrides=cached, env=env)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
+    assert complete_steps(workdir)[-1] == 3
+    out = run(workdir, dataset_dir, overrides=cached, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Resumed from step 3" in out.stdout
+    with open(workdir / "eval_results.json") as f:
+        counts = json.load(f)["train_feature_cache"]
+    # Steps 3-5 ran before the kill: their clips are read, the rest written.
+    assert (counts["read"], counts["written"]) == (3 * 8, 6 * 8)
     got, step = final_params(workdir, 12)
     assert step == 12 and set(got) == set(expected)
     for key in expected:

@@ -18,10 +18,14 @@ and the difference, and every run's command; Fig. 3a-3d and Tables 4-5 also NAME
 JSON list of {table, row, column, dataset, draw, config, overrides, workdir}); table3 trains nothing
 and prints parameters and GFLOPs. --choose_lr (few-shot tables): each row's learning rate is first
 chosen from the grid on held-out training videos (experiments/choose_lr.py), then every draw
-trains at it; the choice is written beside the table. --seeds N (closed-set and zero-shot
-tables): every cell trains with run seeds 0..N-1 and reports mean +- std. --mcb_forms (tables with
-MCB rows): each MCB row is added in the other three MCB forms (SMA keys V or [S; M], with or
-without projections; docs/model.md).
+trains at it; the choice is written beside the table. --feature_cache DIR (default
+<root>/feature_cache, 'none': off) is the training feature cache every run shares
+(config.train.feature_cache_dir, train/train_features.py): a training clip's frozen image
+features are computed by the first run that trains on it and read by the others; the table's
+JSON sums the clips through the tower and read from / written to it ("image_tower").
+--seeds N (closed-set and zero-shot tables): every cell trains with run seeds 0..N-1 and reports
+mean +- std. --mcb_forms (tables with MCB rows): each MCB row is added in the other three MCB
+forms (SMA keys V or [S; M], with or without projections; docs/model.md).
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--compile_cache", default="", metavar="DIR",
                         help="JAX's persistent compilation cache, shared by the runs (default "
                         "<root>/compile_cache; 'none': off)")  # fmt: skip
+    parser.add_argument("--feature_cache", default="", metavar="DIR",
+                        help="the training feature cache shared by the runs: each training "
+                        "clip's frozen image features computed once (default "
+                        "<root>/feature_cache; 'none': off)")  # fmt: skip
     parser.add_argument("--dry_run", action="store_true")
     parser.add_argument("--json", action="store_true", help="with --dry_run: the plan as JSON")
     args = parser.parse_args(argv)
@@ -111,8 +119,9 @@ def run_table(args: argparse.Namespace, extra: list[str]) -> int:
     lr_choice = None
     if not args.dry_run and table.trains:
         use_compile_cache(args)
+    train = functools.partial(train_missing, feature_cache=feature_cache_dir(args))
     if args.choose_lr:
-        learning_rates, lr_choice = choose_learning_rates(args, plan)
+        learning_rates, lr_choice = choose_learning_rates(args, plan, train)
         if learning_rates is None:  # --dry_run: the selection runs were printed
             return 0
         runs = plan(draws=args.draws, learning_rates=learning_rates)
@@ -126,7 +135,7 @@ def run_table(args: argparse.Namespace, extra: list[str]) -> int:
             return 0
     if not table.trains:
         return write_cost_table(args, table)
-    train_missing(args.name, unique, runs)
+    train(args.name, unique, runs)
     write_table(args, table, runs, only, lr_choice)
     return 0
 
@@ -144,6 +153,14 @@ def use_compile_cache(args: argparse.Namespace) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def feature_cache_dir(args: argparse.Namespace) -> str:
+    """The training feature cache the runs share: like the compile cache, one per --root by
+    default; '' when off (--feature_cache none)."""
+    if args.feature_cache == "none":
+        return ""
+    return os.path.abspath(args.feature_cache or os.path.join(args.root, "feature_cache"))
+
+
 def print_plan(args: argparse.Namespace, unique: list[Run]) -> None:
     if args.json:
         print(json.dumps([run.plan_entry() for run in unique], indent=1))
@@ -154,7 +171,12 @@ def print_plan(args: argparse.Namespace, unique: list[Run]) -> None:
 
 
 def train_missing(
-    name: str, unique: list[Run], runs: list[Run], phase: str = "", selection: bool = False
+    name: str,
+    unique: list[Run],
+    runs: list[Run],
+    phase: str = "",
+    selection: bool = False,
+    feature_cache: str = "",
 ) -> None:
     """Trains (or resumes, or evaluates again) every run that has not got what the table reads.
 
@@ -172,7 +194,7 @@ def train_missing(
             flush=True,
         )
         try:
-            train_run(run)
+            train_run(run, feature_cache)
         except NonFiniteLossError as e:
             if not selection:
                 raise
@@ -181,7 +203,7 @@ def train_missing(
 
 
 def choose_learning_rates(
-    args: argparse.Namespace, plan: Callable[..., list[Run]]
+    args: argparse.Namespace, plan: Callable[..., list[Run]], train: Callable[..., None]
 ) -> tuple[dict[tuple[str, str], float] | None, dict[str, Any] | None]:
     """Trains every row at every rate of --choose_lr on draw 0 and chooses, per (dataset, row),
     the rate of the best validation top-1 -> ({(dataset, row): lr}, the record of the choice).
@@ -210,7 +232,7 @@ def choose_learning_rates(
                 file=sys.stderr,
             )
         return None, None
-    train_missing(args.name, unique, every, phase="lr ", selection=True)
+    train(args.name, unique, every, phase="lr ", selection=True)
     table_rows = plan_lib.rows_of(paper_tables.TABLES[args.name], (), args.mcb_forms)
     labels = {row.key: row.label for row in table_rows}
     chosen, records = choose_lr.choose(selection, labels)
@@ -260,13 +282,23 @@ def check_recorded_config(run: Run) -> None:
         )
 
 
-def train_run(run: Run) -> None:
-    """`python -m motion_clip_jax.main --config=... --workdir=...`, in this process."""
+def train_run(run: Run, feature_cache: str = "") -> None:
+    """`python -m motion_clip_jax.main --config=... --workdir=...`, in this process; the
+    training feature cache `feature_cache` unless the overrides name one."""
     from motion_clip_jax.train import launch
 
     start = time.time()
-    launch.start(plan_lib.build_config(run.config, run.overrides), run.workdir)
-    print(f"    {run.workdir}: {time.time() - start:.0f} s", flush=True)
+    config = plan_lib.build_config(run.config, run.overrides)
+    if feature_cache and not config.train.feature_cache_dir:
+        config.train.feature_cache_dir = feature_cache
+    results = launch.start(config, run.workdir)
+    counts = results.get("train_feature_cache")
+    cache = f", feature cache: read {counts['read']}, wrote {counts['written']}" if counts else ""
+    print(
+        f"    {run.workdir}: {time.time() - start:.0f} s, "
+        f"{results['train_tower_clips']} clips through the image tower{cache}",
+        flush=True,
+    )
 
 
 def output_stem(args: argparse.Namespace) -> str:
@@ -285,7 +317,8 @@ def write_table(
     header = f"`{command_line(args)}`"
     data = {"table": table.name, "title": table.title, "cells": table_cells,
             "runs": [dict(r.plan_entry(), command=report.shell_command(r))
-                     for r in plan_lib.unique_runs(runs)]}  # fmt: skip
+                     for r in plan_lib.unique_runs(runs)],
+            "image_tower": tower_totals(plan_lib.unique_runs(runs))}  # fmt: skip
     sections = []
     if lr_choice is not None:
         per_class = ", ".join(map(str, lr_choice["validation_per_class"]))
@@ -302,6 +335,19 @@ def write_table(
     text = report.markdown(table, table_cells, plan_lib.unique_runs(runs), header, extra)
     write_outputs(args, text, data)
     print(text)
+
+
+def tower_totals(unique: list[Run]) -> dict[str, int]:
+    """Training clips through the image tower, and read from / written to the training feature
+    cache, summed over the runs' last starts (eval_results.json)."""
+    totals = {"train_tower_clips": 0, "feature_cache_read": 0, "feature_cache_written": 0}
+    for run in unique:
+        results = report.load(run) or {}
+        counts = results.get("train_feature_cache", {})
+        totals["train_tower_clips"] += results.get("train_tower_clips", 0)
+        totals["feature_cache_read"] += counts.get("read", 0)
+        totals["feature_cache_written"] += counts.get("written", 0)
+    return totals
 
 
 def write_cost_table(args: argparse.Namespace, table: paper_tables.Table) -> int:
@@ -356,6 +402,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts.append(f"--{flag} {value}")
     if args.mcb_forms:
         parts.append("--mcb_forms")
+    if args.feature_cache:
+        parts.append(f"--feature_cache {args.feature_cache}")
     if args.choose_lr:
         parts.append(f"--choose_lr {args.choose_lr}")
     if args.extra:

@@ -68,6 +68,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every_steps = 500
     c.train.keep_checkpoints = 3
     c.train.eval_every_steps = -1  # > 0: single-view eval during training; -1: at the end only
+    # '' = off. A folder (shared by the runs of a table): the frozen image tower's features of each
+    # training clip (a video in one of its epochs) are computed once and stored there; runs that
+    # train on the same clips (other variants, other k of a draw) read them and decode nothing
+    # (float tolerance of a run without it; see train/train_features.py and docs/training.md).
+    c.train.feature_cache_dir = ""
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "sgd"  # sgd (paper: SGD + cosine) | adamw

@@ -47,7 +47,8 @@ from motion_clip_jax.data import pipeline, source
 from motion_clip_jax.train import data_input
 from motion_clip_jax.train import mesh as mesh_lib
 
-FORMAT_VERSION = 1
+# 2: the checksum covers the arrays in name order (any set of arrays, training entries too).
+FORMAT_VERSION = 2
 # Bump when data/pipeline.py's evaluation frames change for the same options: old entries then
 # stop matching instead of silently serving features of other frames.
 VIEWS_VERSION = 1
@@ -179,7 +180,7 @@ def entry_path(cache_dir: str, key: dict[str, Any]) -> str:
 
 def _checksum(key_bytes: bytes, arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256(key_bytes)
-    for name in _ARRAYS:
+    for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"|{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.view(np.uint8).reshape(-1).data)
@@ -195,15 +196,16 @@ def _storable(features: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def save(path: str, key: dict[str, Any], views: CachedViews) -> None:
-    """Writes the entry atomically: a temp file in the same folder, fsync, rename."""
+    """Writes the entry of an evaluation stream atomically (`save_arrays`)."""
+    save_arrays(path, key, {name: getattr(views, name) for name in _ARRAYS})
+
+
+def save_arrays(path: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Writes an entry atomically: a temp file in the same folder, fsync, rename. `arrays` holds
+    'features' (any float dtype, bfloat16 included) and any other NumPy arrays."""
     key_bytes = _canonical(key)
-    features, dtype_name = _storable(views.features)
-    arrays = {
-        "features": features,
-        "label": views.label,
-        "mask": views.mask,
-        "index": views.index,
-    }
+    features, dtype_name = _storable(arrays["features"])
+    arrays = {**arrays, "features": features}
     payload = {
         **arrays,
         "key": np.frombuffer(key_bytes, np.uint8),
@@ -235,13 +237,19 @@ def _differences(recorded: Any, asked: Any, prefix: str = "") -> list[str]:
 
 
 def load(path: str, key: dict[str, Any]) -> CachedViews:
-    """The entry at `path`, verified: FeatureCacheError (one line) unless its format and checksum
-    verify and its recorded key equals `key`."""
+    """The evaluation entry at `path`, verified (`load_arrays`)."""
+    arrays = load_arrays(path, key, _ARRAYS, "eval feature cache")
+    return CachedViews(**{name: arrays[name] for name in _ARRAYS})
+
+
+def load_arrays(
+    path: str, key: dict[str, Any], names: Sequence[str], what: str
+) -> dict[str, np.ndarray]:
+    """The arrays `names` of the entry at `path`, verified: FeatureCacheError (one line, naming
+    `what` and the file) unless its format and checksum verify and its recorded key equals `key`."""
 
     def refuse(why: str) -> FeatureCacheError:
-        return FeatureCacheError(
-            f"eval feature cache {path}: {why}; refused (delete the file to recompute it)"
-        )
+        return FeatureCacheError(f"{what} {path}: {why}; refused (delete the file to recompute it)")
 
     try:
         with open(path, "rb") as f:
@@ -252,7 +260,7 @@ def load(path: str, key: dict[str, Any]) -> CachedViews:
         recorded = json.loads(key_bytes)
         dtype_name = str(stored["features_dtype"])
         checksum = str(stored["checksum"])
-        arrays = {name: stored[name] for name in _ARRAYS}
+        arrays = {name: stored[name] for name in names}
     except Exception as e:  # zipfile, npy header, JSON, missing member: all mean a damaged file
         raise refuse(f"unreadable or truncated ({first_line(e)})") from None
     if _checksum(key_bytes, arrays) != checksum:
@@ -260,10 +268,9 @@ def load(path: str, key: dict[str, Any]) -> CachedViews:
     differences = _differences(recorded, key)
     if differences:
         raise refuse("recorded for another key (recorded -> asked: " + "; ".join(differences) + ")")
-    features = arrays["features"]
-    if str(features.dtype) != dtype_name:
-        features = features.view(jax.numpy.dtype(dtype_name))
-    return CachedViews(features, arrays["label"], arrays["mask"], arrays["index"])
+    if str(arrays["features"].dtype) != dtype_name:
+        arrays["features"] = arrays["features"].view(jax.numpy.dtype(dtype_name))
+    return arrays
 
 
 def cached_views(

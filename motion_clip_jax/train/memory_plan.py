@@ -139,8 +139,11 @@ def _video(config: ml_collections.ConfigDict, batch: int, mesh: Any, views: int 
     return jax.ShapeDtypeStruct(shape, jnp.uint8, sharding=mesh_lib.batch_sharding(mesh))
 
 
-def abstract_train_step(config: ml_collections.ConfigDict, mesh: Any, parts: dict) -> tuple:
-    """(jitted train step, abstract batch of `config.train.batch_size` clips with their mask)."""
+def abstract_train_step(
+    config: ml_collections.ConfigDict, mesh: Any, parts: dict, frames: bool = False
+) -> tuple:
+    """(jitted train step, abstract batch of `config.train.batch_size` clips with their mask);
+    with `frames`, the clips as the frozen tower's features (B, T, D) (training feature cache)."""
     step = steps_lib.make_train_step(
         parts["model"],
         parts["tx"],
@@ -151,8 +154,15 @@ def abstract_train_step(config: ml_collections.ConfigDict, mesh: Any, parts: dic
         config.train.grad_accum_steps,
     )
     b, batch_sharding = config.train.batch_size, mesh_lib.batch_sharding(mesh)
+    if frames:
+        dim = config_lib.clip_config_of(parts["model"].config).embed_dim
+        dtype = config_lib.DTYPES[parts["model"].config.dtype]
+        shape = (b, config.model.num_frames, dim)
+        inputs = {"frames": jax.ShapeDtypeStruct(shape, dtype, sharding=batch_sharding)}
+    else:
+        inputs = {"video": _video(config, b, mesh)}
     batch = {
-        "video": _video(config, b, mesh),
+        **inputs,
         "label": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=batch_sharding),
         "mask": jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=batch_sharding),
     }
@@ -175,13 +185,14 @@ def train_step_plan(config: ml_collections.ConfigDict, mesh: Any) -> dict[str, A
     }
 
 
-def step_flops(config: ml_collections.ConfigDict, mesh: Any) -> float:
+def step_flops(config: ml_collections.ConfigDict, mesh: Any, frames: bool = False) -> float:
     """FLOPs of one train step per device, from the lowered program of the whole batch at once
     with the image tower in one call: XLA's cost analysis counts a loop's body once, so the
-    compiled step's figure misses the micro-batch scan and the image-tower chunks."""
+    compiled step's figure misses the micro-batch scan and the image-tower chunks. `frames`: the
+    step on cached frame features (no image tower)."""
     unrolled = _with(config, train__grad_accum_steps=1, model__image_chunk_frames=0)
     parts = abstract_parts(unrolled, mesh)
-    step, batch = abstract_train_step(unrolled, mesh, parts)
+    step, batch = abstract_train_step(unrolled, mesh, parts, frames)
     lowered = step.lower(parts["state"], parts["frozen"], batch, *parts["tokens"])
     return _flops(lowered) / mesh.size
 

@@ -30,7 +30,7 @@ class TrainState:
     """Everything a resume needs besides the frozen weights and the data position.
 
     No PRNG key: the train step draws no randomness (data augmentation is seeded in the input
-    pipeline by (seed, step), so a resume needs only `step`).
+    pipeline by (seed, video, epoch), so a resume needs only `step`).
     """
 
     step: Array  # () int32
@@ -105,23 +105,23 @@ def make_train_step(
 
     `batch`: {'video': (B, T, H, W, 3) uint8 or float32, 'label': (B,) int32, optional 'mask':
     (B,) bool (False: a refilled slot, left out of the loss and the metrics)}, B split over
-    `data`. The loss is the sum of per-clip losses over the valid count. With grad_accum_steps
+    `data`. In place of 'video', 'frames' (B, T, D): the frozen image tower's features of the
+    clips (from the training feature cache, train/train_features.py); the tower then never runs. The loss is the sum of per-clip losses over the valid count. With grad_accum_steps
     N > 1 the batch runs as N micro-batches in a `lax.scan` (image tower, forward and backward of
     B / N clips at a time); their gradients add up to the whole batch's and one update follows.
     """
 
     def micro_sums(trainable, frozen, micro, class_tokens, eos, count):
-        micro = {
-            "frames": _frames(model, frozen, micro["video"]),
-            "label": micro["label"],
-            "weight": micro["weight"],
-        }
+        if "frames" not in micro:  # pixels: the frozen image tower runs here
+            frames = _frames(model, frozen, micro["video"])
+            micro = {"frames": frames, "label": micro["label"], "weight": micro["weight"]}
         grad_fn = jax.value_and_grad(_clip_sums, argnums=1, has_aux=True)
         return grad_fn(model, trainable, frozen, micro, class_tokens, eos, count)
 
     def train_step(state: TrainState, frozen: Any, batch: dict, class_tokens: Array, eos: Array):
         weight = batch.get("mask", jnp.ones(batch["label"].shape, bool)).astype(jnp.float32)
-        batch = {"video": batch["video"], "label": batch["label"], "weight": weight}
+        inputs = "frames" if "frames" in batch else "video"
+        batch = {inputs: batch[inputs], "label": batch["label"], "weight": weight}
         count = jnp.maximum(weight.sum(), 1.0)
         args = (state.trainable, frozen)
         if grad_accum_steps == 1:

@@ -31,7 +31,7 @@ from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
-from motion_clip_jax.train import data_input, preemption, providers, workdir_lock
+from motion_clip_jax.train import data_input, preemption, providers, train_features, workdir_lock
 from motion_clip_jax.train import evaluate as evaluate_lib
 from motion_clip_jax.train import feature_cache as feature_cache_lib
 from motion_clip_jax.train import mesh as mesh_lib
@@ -112,6 +112,8 @@ class TrainContext:
     checkpointer: checkpoint_lib.Checkpointer
     total_steps: int
     steps_per_epoch: int
+    # config.train.feature_cache_dir: the clips' frozen features, read or written per step.
+    train_cache: train_features.TrainFeatureCache | None = None
 
 
 def initialize_distributed(config: ml_collections.ConfigDict) -> None:
@@ -165,7 +167,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     )
     eval_ctx = make_eval_context(config, parts, placed, mesh)
     main_set = make_eval_set("main", dataset, parts.model_config, mesh)
-    train_ctx = TrainContext(config, train_step, writer, checkpointer, total_steps, steps_per_epoch)
+    start_step = int(state.step)
+    train_cache = open_train_cache(config, dataset, parts, placed, mesh, start_step, total_steps)
+    train_ctx = TrainContext(
+        config, train_step, writer, checkpointer, total_steps, steps_per_epoch, train_cache
+    )
     state = train_loop(train_ctx, eval_ctx, main_set, state)
     record_skipped([dataset], workdir)
     eval_sets = [main_set] + extra_eval_sets(config, dataset, parts.model_config, mesh)
@@ -174,6 +180,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         "step": step,
         "num_train_steps": total_steps,
         "model": model_record(parts),
+        **tower_record(train_ctx, total_steps - start_step, workdir),
     }
     results.update(evaluate_all(eval_ctx, state.trainable, eval_sets, writer, workdir, step))
     record_skipped([dataset] + [s.dataset for s in eval_sets], workdir)
@@ -397,6 +404,55 @@ def restore(
     return state
 
 
+def clip_identity(parts: ModelParts) -> dict[str, Any]:
+    """What the feature caches key the frozen CLIP by: its weights' digest, config and dtype."""
+    return {
+        "clip_weights": feature_cache_lib.weights_digest(parts.frozen),
+        "clip_config": dataclasses.asdict(config_lib.clip_config_of(parts.model_config)),
+        "dtype": str(parts.model_config.dtype),
+    }
+
+
+def open_train_cache(
+    config: ml_collections.ConfigDict,
+    dataset: data_input.Dataset,
+    parts: ModelParts,
+    placed: Placed,
+    mesh: Mesh,
+    start_step: int,
+    total_steps: int,
+) -> train_features.TrainFeatureCache | None:
+    """The training feature cache of steps start_step .. total_steps - 1 when
+    config.train.feature_cache_dir is set (train/train_features.py), else None."""
+    if not config.train.feature_cache_dir:
+        return None
+    return train_features.open_cache(
+        config,
+        dataset,
+        clip_identity(parts),
+        steps_lib.make_encode_step(parts.module, mesh, placed.frozen_shardings),
+        mesh_lib.batch_sharding(mesh),
+        range(start_step, total_steps),
+        log,
+    )
+
+
+def tower_record(ctx: TrainContext, steps_run: int, workdir: str) -> dict[str, Any]:
+    """How many training clips this start ran through the image tower and, with the training
+    feature cache, its counts (summed over processes); also written into run_info.json."""
+    if ctx.train_cache is None:
+        record = {"train_tower_clips": steps_run * ctx.config.train.batch_size}
+    else:
+        totals = train_features.totals(ctx.train_cache)
+        record = {"train_tower_clips": totals["tower_clips"], "train_feature_cache": totals}
+    if jax.process_index() == 0:
+        path = os.path.join(workdir, "run_info.json")
+        with open(path) as f:
+            run_info = json.load(f)
+        write_json_atomically(path, {**run_info, **record})
+    return record
+
+
 def make_eval_context(
     config: ml_collections.ConfigDict, parts: ModelParts, placed: Placed, mesh: Mesh
 ) -> EvalContext:
@@ -406,9 +462,7 @@ def make_eval_context(
     if config.eval.feature_cache_dir:
         cache = feature_cache_lib.FeatureCacheSettings(
             directory=os.path.abspath(config.eval.feature_cache_dir),
-            clip_weights=feature_cache_lib.weights_digest(parts.frozen),
-            clip_config=dataclasses.asdict(config_lib.clip_config_of(parts.model_config)),
-            dtype=str(parts.model_config.dtype),
+            **clip_identity(parts),
             encode_step=steps_lib.make_encode_step(parts.module, mesh, placed.frozen_shardings),
             features_step=steps_lib.make_eval_features_step(
                 parts.module, mesh, placed.frozen_shardings
@@ -457,7 +511,8 @@ def train_loop(
     """Steps from state.step to ctx.total_steps: logs, NaN guard, checkpoints, optional evals,
     preemption (SIGTERM)."""
     config, start_step = ctx.config, int(state.step)
-    train_iter = data_input.train_iterator(config, main.dataset, start_step)
+    cached = () if ctx.train_cache is None else ctx.train_cache.cached_clips()
+    train_iter = data_input.train_iterator(config, main.dataset, start_step, undecoded=cached)
     report = periodic_actions.ReportProgress(
         num_train_steps=ctx.total_steps,
         writer=ctx.writer.writer,
@@ -488,7 +543,7 @@ def run_steps(
     window_start = time.time()
     for step in range(start_step, ctx.total_steps):
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-            batch = mesh_lib.global_batch(next(train_iter), eval_ctx.batch_sharding)
+            batch = train_batch(ctx, eval_ctx, next(train_iter), step)
             state, metrics = ctx.train_step(
                 state, eval_ctx.frozen, batch, main.class_tokens, main.eos
             )
@@ -524,6 +579,21 @@ def run_steps(
     ctx.checkpointer.wait()
     ctx.writer.flush()
     return state
+
+
+def train_batch(
+    ctx: TrainContext, eval_ctx: EvalContext, local: dict[str, np.ndarray], step: int
+) -> dict[str, jax.Array]:
+    """This process's rows of the batch at `step` -> the global batch the train step takes:
+    pixels, or with the training feature cache the clips' frame features (B, T, D)."""
+    inputs = {"label": local["label"], "mask": local["mask"]}
+    if ctx.train_cache is None:
+        inputs["video"] = local["video"]
+    else:
+        inputs["frames"] = train_features.local_frames(
+            ctx.train_cache, eval_ctx.frozen, local, step
+        )
+    return mesh_lib.global_batch(inputs, eval_ctx.batch_sharding)
 
 
 def fetch_finite(
