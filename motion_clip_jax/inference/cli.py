@@ -101,6 +101,33 @@ def read_video(path: str, num_frames: int, crop_size: int, multiview: bool, seed
     return video_lib.frames_to_views(frames, crop_size, multiview), indices
 
 
+def predict(
+    args: argparse.Namespace,
+    *,
+    class_names: Sequence[str],
+    num_frames: int,
+    crop_size: int,
+    model: str,
+    backend: str,
+    logits_fn: Callable[[np.ndarray, list[str]], np.ndarray],
+) -> Prediction:
+    """The steps both commands share: labels, the video's views (checked and decoded before
+    `logits_fn` loads anything slow), logits_fn(views (V, T, H, W, 3), labels) -> (V, K), the
+    mean softmax and its top classes."""
+    labels = resolve_labels(args.labels, class_names)
+    views, indices = read_video(args.video, num_frames, crop_size, args.multiview, args.seed)
+    probabilities = mean_softmax(logits_fn(views, labels))
+    return Prediction(
+        video=args.video,
+        model=model,
+        backend=backend,
+        num_views=len(views),
+        frame_indices=indices.tolist(),
+        num_classes=len(labels),
+        top=top_classes(probabilities, labels, args.top),
+    )
+
+
 def run_cli(
     argv: Sequence[str] | None,
     prog: str,

@@ -32,23 +32,21 @@ def _predict(args: argparse.Namespace) -> cli.Prediction:
         raise VideoError(args.video, "file not found")
     # Every input is checked, and the video decoded, before the (slow) model load.
     info = read_run(args.workdir, args.step)
-    labels = cli.resolve_labels(args.labels, info.class_names)
-    views, indices = cli.read_video(
-        args.video, info.num_frames, info.crop_size, args.multiview, args.seed
-    )
-    # Imported here: the checks above answer in a second, before JAX and Flax load.
-    from motion_clip_jax.inference.restore import jax_logits, load_trained_run
 
-    run = load_trained_run(info)
-    probabilities = cli.mean_softmax(jax_logits(run, views, labels))
-    return cli.Prediction(
-        video=args.video,
+    def logits(views, labels):
+        # Imported here: a bad input is answered in a second, before JAX and Flax load.
+        from motion_clip_jax.inference.restore import jax_logits, load_trained_run
+
+        return jax_logits(load_trained_run(info), views, labels)
+
+    return cli.predict(
+        args,
+        class_names=info.class_names,
+        num_frames=info.num_frames,
+        crop_size=info.crop_size,
         model=f"{info.workdir} step {info.step}",
         backend="jax",
-        num_views=len(views),
-        frame_indices=indices.tolist(),
-        num_classes=len(labels),
-        top=cli.top_classes(probabilities, labels, args.top),
+        logits_fn=logits,
     )
 
 

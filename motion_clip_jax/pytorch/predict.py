@@ -39,19 +39,14 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 
 def _predict(args: argparse.Namespace) -> cli.Prediction:
     model, info = torch_model.load_exported(args.model)
-    labels = cli.resolve_labels(args.labels, info.get("class_names") or [])
-    views, indices = cli.read_video(
-        args.video, info["num_frames"], info["crop_size"], args.multiview, args.seed
-    )
-    probabilities = cli.mean_softmax(torch_logits(model, views, labels))
-    return cli.Prediction(
-        video=args.video,
+    return cli.predict(
+        args,
+        class_names=info.get("class_names") or [],
+        num_frames=info["num_frames"],
+        crop_size=info["crop_size"],
         model=args.model,
         backend="torch",
-        num_views=len(views),
-        frame_indices=indices.tolist(),
-        num_classes=len(labels),
-        top=cli.top_classes(probabilities, labels, args.top),
+        logits_fn=lambda views, labels: torch_logits(model, views, labels),
     )
 
 
