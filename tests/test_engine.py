@@ -36,30 +36,27 @@ def test_config_errors_name_the_field(tmp_path):
     c.allow_random_clip, c.clip_checkpoint = True, ""
     validate_config(c)  # now consistent
 
-    bad = base_config()
-    bad.allow_random_clip = True
-    with pytest.raises(ValueError, match=r"data.dataset_dir"):
-        validate_config(bad)
-    bad.data.dataset_dir = "x"
-    bad.train.bogus = 1
-    with pytest.raises(ValueError, match=r"unknown field.*train.bogus"):
-        validate_config(bad)
-    del bad.train["bogus"]
-    bad.model.motion_step = 9
-    with pytest.raises(ValueError, match=r"motion_step"):
-        validate_config(bad)
-    bad.model.motion_step = 4
-    bad.optim.name = "lamb"
-    with pytest.raises(ValueError, match=r"optim.name"):
-        validate_config(bad)
-    bad.optim.name = "sgd"
-    bad.train.grad_accum_steps = 3
-    with pytest.raises(ValueError, match=r"grad_accum_steps=3.*divide train.batch_size=128"):
-        validate_config(bad)
-    bad.train.grad_accum_steps = 1
-    bad.eval.extra.ucf = {"dataset_dir": "y", "split": "test"}
-    with pytest.raises(ValueError, match=r"eval.extra.ucf.*class_names"):
-        validate_config(bad)
+
+# One field of a valid config set wrong, and what the error must name.
+BAD_FIELDS = [
+    ({"data.dataset_dir": ""}, r"data.dataset_dir"),
+    ({"train.bogus": 1}, r"unknown field.*train.bogus"),
+    ({"model.motion_step": 9}, r"motion_step"),
+    ({"optim.name": "lamb"}, r"optim.name"),
+    ({"train.grad_accum_steps": 3}, r"grad_accum_steps=3.*divide train.batch_size=128"),
+    ({"eval.extra.ucf": {"dataset_dir": "y", "split": "test"}}, r"eval.extra.ucf.*class_names"),
+]
+
+
+@pytest.mark.parametrize("fields, match", BAD_FIELDS)
+def test_a_wrong_field_is_named(fields, match):
+    config = base_config()
+    config.allow_random_clip = True
+    config.data.dataset_dir = "x"
+    validate_config(config)  # valid before
+    config.update_from_flattened_dict(fields)
+    with pytest.raises(ValueError, match=match):
+        validate_config(config)
 
 
 def test_micro_batches_take_rows_of_every_shard_and_name_a_bad_split():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from motion_clip_jax.models import clip as clip_lib
-from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
+
+from .conftest import tiny_video_config
 
 TINY_CLIP = dict(vision_layers=2, transformer_layers=1, vision_width=64)
 B, T = 2, 5  # 10 frames: chunks of 3 leave a padded last chunk, 4 too, 5 divides
@@ -34,17 +35,7 @@ def test_one_call_equals_clip_module(setup):
 
 
 def encode(clip_params, video, chunk):
-    config = config_lib.model_config(
-        "full",
-        clip_model="tiny",
-        clip_overrides=TINY_CLIP,
-        num_frames=T,
-        motion_step=2,
-        mmb_heads=4,
-        mcb_heads=4,
-        mcb_qkv_dim=32,
-        image_chunk_frames=chunk,
-    )
+    config = tiny_video_config(TINY_CLIP, num_frames=T, motion_step=2, image_chunk_frames=chunk)
     model = video_lib.build_model(config)
     params = {"clip": clip_params}
     fn = jax.jit(

@@ -61,6 +61,13 @@ def trained(tmp_path_factory):
     return {"root": root, "workdir": workdir, "config": config}
 
 
+def _changed(trained, fields: dict):
+    """A copy of the trained run's config with `fields` ({"section.field": value}) set."""
+    config = trained["config"].copy_and_resolve_references()
+    config.update_from_flattened_dict(fields)
+    return config
+
+
 def _copy(trained, name):
     target = trained["root"] / name
     shutil.copytree(trained["workdir"], target)
@@ -70,9 +77,7 @@ def _copy(trained, name):
 def test_a_rerun_with_other_training_fields_is_refused(trained):
     workdir = _copy(trained, "refused")
     before = _recorded(workdir)
-    config = trained["config"].copy_and_resolve_references()
-    config.optim.learning_rate = 0.5
-    config.train.num_steps = 20
+    config = _changed(trained, {"optim.learning_rate": 0.5, "train.num_steps": 20})
     with pytest.raises(workdir_lib.WorkdirConfigError) as info:
         trainer.train_and_evaluate(config, str(workdir))
     message = str(info.value)
@@ -81,11 +86,15 @@ def test_a_rerun_with_other_training_fields_is_refused(trained):
     assert "--workdir" in message and "allow_config_change=True" in message
     assert _recorded(workdir) == before  # the record is never overwritten by a refused start
 
-    baseline = trained["config"].copy_and_resolve_references()
-    baseline.model.variant = "baseline"
-    baseline.model.motion_stream = False
-    baseline.model.prompts = "handcrafted"
-    baseline.model.mcb = False
+    baseline = _changed(
+        trained,
+        {
+            "model.variant": "baseline",
+            "model.motion_stream": False,
+            "model.prompts": "handcrafted",
+            "model.mcb": False,
+        },
+    )
     with pytest.raises(workdir_lib.WorkdirConfigError, match=r"model.motion_stream: true -> false"):
         trainer.train_and_evaluate(baseline, str(workdir))
 
@@ -99,25 +108,19 @@ def test_a_workdir_of_the_earlier_model_sizes_is_refused_by_name(trained):
     recorded["model"]["mmb_mlp_ratio"] = 1.0
     with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
         json.dump(recorded, f)
-    today = trained["config"].copy_and_resolve_references()
-    today.model.mmb_mlp_ratio = 2.0
-    today.model.mcb_projections = False
+    today = _changed(trained, {"model.mmb_mlp_ratio": 2.0, "model.mcb_projections": False})
     with pytest.raises(workdir_lib.WorkdirConfigError) as info:
         workdir_lib.check_config(today, str(workdir))
     assert "model.mcb_projections: true -> false" in str(info.value)
     assert "model.mmb_mlp_ratio: 1.0 -> 2.0" in str(info.value)
-    earlier = trained["config"].copy_and_resolve_references()
-    earlier.model.mmb_mlp_ratio = 1.0
-    earlier.model.mcb_projections = True
+    earlier = _changed(trained, {"model.mmb_mlp_ratio": 1.0, "model.mcb_projections": True})
     assert workdir_lib.check_config(earlier, str(workdir)) == []
 
 
 def test_evaluation_fields_may_change_and_each_start_is_recorded(trained):
     workdir = _copy(trained, "eval_change")
     before = _recorded(workdir)
-    config = trained["config"].copy_and_resolve_references()
-    config.eval.batch_size = 4
-    config.train.log_every_steps = 2
+    config = _changed(trained, {"eval.batch_size": 4, "train.log_every_steps": 2})
     results = trainer.train_and_evaluate(config, str(workdir))
     assert results["step"] == 6
     assert _recorded(workdir) == before  # still the experiment's config
@@ -128,9 +131,7 @@ def test_evaluation_fields_may_change_and_each_start_is_recorded(trained):
 
 def test_an_allowed_change_trains_on_and_is_recorded(trained):
     workdir = _copy(trained, "allowed")
-    config = trained["config"].copy_and_resolve_references()
-    config.train.num_steps = 9
-    config.allow_config_change = True
+    config = _changed(trained, {"train.num_steps": 9, "allow_config_change": True})
     results = trainer.train_and_evaluate(config, str(workdir))
     assert results["step"] == 9
     assert _recorded(workdir)["train"]["num_steps"] == 9
@@ -265,9 +266,7 @@ def test_a_checkpoint_of_another_model_is_refused_before_reading(trained):
     """Another adapter width with allow_config_change: the stored tree (orbax metadata) differs
     from the one this config builds; the start stops naming a leaf, and nothing is moved."""
     workdir = _copy(trained, "other_model")
-    config = trained["config"].copy_and_resolve_references()
-    config.model.adapter_reduction = 2
-    config.allow_config_change = True
+    config = _changed(trained, {"model.adapter_reduction": 2, "allow_config_change": True})
     with pytest.raises(checkpoint_lib.OtherModelError) as refused:
         trainer.train_and_evaluate(config, str(workdir))
     message = str(refused.value)
