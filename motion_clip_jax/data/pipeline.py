@@ -33,7 +33,6 @@ import dataclasses
 import functools
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -41,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.core.video_spec import NUM_TEST_CROPS, NUM_TEST_SAMPLINGS
 from motion_clip_jax.data import sampling, shuffle, source, transforms
 
@@ -59,15 +59,6 @@ class BadRecordError(ValueError):
         self.where, self.reason = where, reason
 
 
-def _op_error_text(error: tf.errors.OpError) -> str:
-    """'DataLossError: corrupted record at 40207': TF's first line without its graph-function
-    prefix and [Op:...] suffix."""
-    text = error.message.strip().splitlines()[0] if error.message.strip() else ""
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
-    return f"{type(error).__name__}: {text}"
-
-
 def first_broken_frame(path: str) -> tuple[int, str] | None:
     """(number of the first record of a TFRecord file whose frame (length or CRC) does not
     check, the error) by reading the file through; None if every frame checks."""
@@ -76,7 +67,7 @@ def first_broken_frame(path: str) -> tuple[int, str] | None:
         for _ in tf.data.TFRecordDataset(path):
             count += 1
     except tf.errors.DataLossError as error:
-        return count, _op_error_text(error)
+        return count, first_line(error)
     return None
 
 
@@ -140,7 +131,7 @@ class VideoBatches(Iterator[dict[str, np.ndarray]]):
                 for _ in self._element_dataset(q, i).take(1):
                     pass
             except tf.errors.OpError as element_error:
-                reason = _op_error_text(element_error)
+                reason = first_line(element_error)
                 if isinstance(element_error, tf.errors.DataLossError):
                     path = self._records.files[self._records.file_index[i]]
                     broken = first_broken_frame(path)

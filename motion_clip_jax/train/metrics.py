@@ -6,13 +6,13 @@ import contextlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.train.workdir import WriteFailedError
 
 
@@ -72,12 +72,10 @@ class MetricWriter:
             raise self._events_failed(error) from error
 
     def _events_failed(self, error: Exception) -> WriteFailedError:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
         return WriteFailedError(
             f"writing the TensorBoard events in {os.path.dirname(self.jsonl_path)} failed "
-            f"({text}); the metrics and checkpoints written before are intact: free space, "
-            "then rerun the same command to resume from the last checkpoint"
+            f"({first_line(error)}); the metrics and checkpoints written before are intact: free "
+            "space, then rerun the same command to resume from the last checkpoint"
         )
 
 
