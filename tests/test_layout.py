@@ -24,6 +24,8 @@ CASES = {
             "motion_clip_jax.core.tokenizer",
             "motion_clip_jax.core.class_prompts",
             "motion_clip_jax.core.classnames",
+            "motion_clip_jax.core.json_file",
+            "motion_clip_jax.core.error_text",
         ],
         FRAMEWORKS + ("ml_collections", "av"),
         "m = sys.modules; m['motion_clip_jax.core.tokenizer'].tokenize('a video');"
