@@ -36,7 +36,7 @@ def np_cross_attention(queries, kv, p, key_bias=None):
 
 @functools.cache
 def block_and_params(keys="tokens"):
-    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys, projections=True)
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, keys, projections=True, norm="layernorm")
     text, video, tokens = inputs()
     params = jax.jit(mcb.init)(jax.random.PRNGKey(0), text, video, tokens)["params"]
 
@@ -172,3 +172,58 @@ def test_projection_free_form_has_no_parameters_and_matches_numpy(keys):
     # Heads matter (the check can fail): one head over all D channels gives another V'.
     one_head = plain_cross_attention(np.asarray(video)[:, None], text_b, 1)[:, 0]
     assert np.abs(np.asarray(one_head) - np.asarray(video_out)).max() > 1e-3
+
+
+def np_form(queries, kv, heads, norm, p):
+    """The reference of every projection-free form: inputs normalised (l2: the whole block on unit
+    vectors; layernorm: pre-LN, residual on the raw queries), plain attention, optional gate."""
+    if norm == "l2":
+        queries = queries / np.linalg.norm(queries, axis=-1, keepdims=True)
+        kv = kv / np.linalg.norm(kv, axis=-1, keepdims=True)
+    q_in, kv_in = queries, kv
+    if norm == "layernorm":
+        q_in, kv_in = np_layer_norm(queries, p["ln_q"]), np_layer_norm(kv, p["ln_kv"])
+    added = np_plain_cross_attention(q_in, kv_in, heads) - q_in
+    return queries + added * p.get("residual_scale", 1.0)
+
+
+@pytest.mark.parametrize("norm", ["none", "l2", "layernorm"])
+@pytest.mark.parametrize("gate", [0.0, 1e-4])
+def test_every_projection_free_form_matches_numpy(norm, gate):
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, "tokens", False, norm, gate)
+    text, video, tokens = inputs()
+    params = mcb.init(jax.random.PRNGKey(0), text, video, tokens).get("params", {})
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    assert n_params == 2 * ((4 * D if norm == "layernorm" else 0) + (D if gate else 0))
+    if gate:  # at its initial value the block is the identity to within the gate
+        text_out, video_out = mcb.apply({"params": params}, text, video, tokens)
+        start = (text, video) if norm != "l2" else (text / np.linalg.norm(text, axis=-1,
+                 keepdims=True), video / np.linalg.norm(video, axis=-1, keepdims=True))  # fmt: skip
+        np.testing.assert_allclose(text_out, np.broadcast_to(start[0], (B, K, D)), atol=1e-3)
+        np.testing.assert_allclose(video_out, start[1], atol=1e-3)
+    # Params away from their init (a gate of 1e-4 would hide the attention from the check).
+    rng = np.random.default_rng(4)
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x) + rng.normal(0, 0.3, x.shape), params)
+    text_out, video_out = mcb.apply({"params": params}, text, video, tokens)
+    text_b = np.broadcast_to(np.asarray(text), (B, K, D))
+    p = {"sma": {}, "saa": {}, **jax.tree_util.tree_map(np.asarray, params)}
+    ref_text = np_form(text_b, np.asarray(tokens), HEADS, norm, p["sma"])
+    ref_video = np_form(np.asarray(video)[:, None], text_b, HEADS, norm, p["saa"])[:, 0]
+    np.testing.assert_allclose(text_out, ref_text, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(video_out, ref_video, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["none", "l2", "layernorm"])
+def test_which_forms_ignore_the_scale_of_v(norm):
+    """The cosine logits ignore |V| without the MCB; the plain residual does not (T' = T + V: a
+    large V makes every class alike). Unit vectors and pre-LN keep T' free of |V|'s scale."""
+    mcb = MultimodalCommunicationBlock(HEADS, QKV, "pooled", False, norm)
+    text, video, tokens = inputs()
+    params = mcb.init(jax.random.PRNGKey(0), text, video, tokens)
+    text_out, _ = mcb.apply(params, text, video, tokens)
+    text_big, _ = mcb.apply(params, text, 100.0 * video, tokens)
+    change = np.abs(np.asarray(text_big) - np.asarray(text_out)).max()
+    if norm == "none":
+        assert change > 10.0
+    else:
+        assert change < 1e-3

@@ -172,13 +172,21 @@ def test_older_records_are_upgraded_to_what_ran():
     """run_info.json / exports written before mcb_keys and the variant check still load, with
     the keys they were trained with, and a contradicting variant label becomes "custom"."""
     old = model_spec.model_fields("full")
-    for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames", "mcb_projections"):
+    for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames", "mcb_projections",
+                 "mcb_norm", "mcb_scale_init"):  # fmt: skip
         del old[name]
     old["mcb_pooled_keys"] = False  # the old default: token keys
     new = model_spec.upgrade_record(old)
     model_spec.validate(new)
     assert new["mcb_keys"] == "tokens" and new["variant"] == "full"
     assert new["mcb_projections"] is True  # every MCB before the field had projections
+    # ... and was pre-LN, without a gate; a projection-free one had neither.
+    assert (new["mcb_norm"], new["mcb_scale_init"]) == ("layernorm", 0.0)
+    plain = {k: v for k, v in model_spec.model_fields("full").items() if k not in
+             ("mcb_norm", "mcb_scale_init")}  # fmt: skip
+    assert plain["mcb_projections"] is False
+    upgraded = model_spec.upgrade_record(plain)
+    assert (upgraded["mcb_norm"], upgraded["mcb_scale_init"]) == ("none", 0.0)
     assert model_spec.upgrade_record({**old, "mcb_pooled_keys": True})["mcb_keys"] == "pooled"
     mislabelled = model_spec.upgrade_record({**old, "variant": "baseline"})  # the old bug
     assert mislabelled["variant"] == "custom" and mislabelled["motion_stream"] is True

@@ -84,10 +84,11 @@ def test_runs_that_share_a_model_share_its_workdir(capsys):
 
 def test_seeds_and_mcb_forms_plan_their_runs(capsys):
     """--seeds: one run per seed (seed 0 the plain workdir); --mcb_forms: every MCB row in the
-    three other forms (keys x projections), right after it."""
+    other forms, right after it."""
     plan = dry_run(capsys, "fig3a", "--dataset", "hmdb51", "--seeds", "3", "--mcb_forms")
     rows = list(dict.fromkeys(e["row"] for e in plan))
-    forms = ["tokens", "pooled_proj", "tokens_proj"]
+    forms = list(paper_tables.MCB_FORMS)[1:]
+    assert forms[:4] == ["tokens", "pooled_ungated", "pooled_proj", "tokens_proj"]
     assert rows == ["clip", "baseline", "baseline_mcb", *(f"baseline_mcb-{f}" for f in forms),
                     "mmb", "mmb_map", "full", *(f"full-{f}" for f in forms)]  # fmt: skip
     assert len(plan) == 3 * len(rows) and len({e["workdir"] for e in plan}) == len(plan)
@@ -101,6 +102,10 @@ def test_seeds_and_mcb_forms_plan_their_runs(capsys):
         )
     assert models["full"] == {("pooled", False, s) for s in range(3)}  # the default form
     assert models["baseline_mcb-tokens_proj"] == {("tokens", True, s) for s in range(3)}
+    gates = {r: plan_lib.build_config(e["config"], e["overrides"]).model.mcb_scale_init
+             for e in plan for r in [e["row"]] if r.startswith("full")}  # fmt: skip
+    assert gates["full"] == gates["full-tokens"] == 1e-4  # the default form is gated
+    assert gates["full-pooled_ungated"] == gates["full-pooled_proj"] == 0.0
     assert {m[:2] for r, ms in models.items() if r.startswith("full") for m in ms} == {
         (keys, proj) for keys in ("pooled", "tokens") for proj in (False, True)
     }

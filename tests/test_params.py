@@ -15,9 +15,9 @@ from motion_clip_jax.models import params as params_lib
 from motion_clip_jax.models import video_clip as video_lib
 
 # The default (ViT-B/16, D = 512) trainable count, as documented in docs/model.md.
-DEFAULT_TRAINABLE = 4_288_576
+DEFAULT_TRAINABLE = 4_289_600
 # The earlier sizes (MLP ratio 1, projected MCB of width 256), an option since.
-OLD_SIZES = dict(mmb_mlp_ratio=1.0, mcb_projections=True)
+OLD_SIZES = dict(mmb_mlp_ratio=1.0, mcb_projections=True, mcb_norm="layernorm", mcb_scale_init=0.0)
 OLD_TRAINABLE = 4_293_696
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "model.md"
 
@@ -29,9 +29,12 @@ def analytic_counts(c):
     # Attention: q, k, v, out projections; every one with a bias but the key's.
     block = 2 * 2 * d + 4 * (d * d + d) - d + (d * hidden + hidden) + (hidden * d + d)
     q = c.mcb_qkv_dim
-    # Projected: two LayerNorms, q/k/v/out; the plain form has no parameters at all.
-    cross = {"mcb/saa": 2 * 2 * d + 3 * (d * q + q) - q + (q * d + d)} if c.mcb_projections else {}
-    cross.update({"mcb/sma": cross["mcb/saa"]} if cross else {})
+    # Each cross-attention: two LayerNorms (pre-LN form), q/k/v/out (projected form), a gate of
+    # D channels (scale_init > 0); the plain form without these has no parameters at all.
+    attention = 2 * 2 * d if c.mcb_norm == "layernorm" else 0
+    attention += 3 * (d * q + q) - q + (q * d + d) if c.mcb_projections else 0
+    attention += d if c.mcb_scale_init else 0
+    cross = {"mcb/saa": attention, "mcb/sma": attention} if attention else {}
     r = d // c.adapter_reduction
     pairs = sum(c.num_frames - k for k in range(1, c.motion_step + 1))
     return {

@@ -41,20 +41,29 @@ MAX_RELATIVE_ERROR = 2e-5
 
 
 def _models() -> dict[str, config_lib.ml_collections.ConfigDict]:
-    """Parameter configs: every variant (projection-free MCB, pooled keys), the projected MCB with
-    each kind of keys, and switches no named variant uses (CoOp prompts + token SMA keys; motion
+    """Parameter configs: every variant (the default MCB form, pooled keys), the earlier projected
+    MCB with each kind of keys, every MCB input norm with and without the gate, and switches no named variant uses (CoOp prompts + token SMA keys; motion
     stream alone, two blocks of MLP ratio 0.5, a quick-GELU adapter,
     T = 5 with s = 4, a 3-token phrase)."""
     models = {variant: config_lib.model_config(variant, **TINY) for variant in model_spec.VARIANTS}
     models["learned+token_keys"] = config_lib.model_config(
         "custom", prompts="learned", mcb_keys="tokens", **TINY
     )
+    earlier_mcb = dict(mcb_projections=True, mcb_norm="layernorm", mcb_scale_init=0.0)
     models["full+projected_mcb"] = config_lib.model_config(
-        "full", **TINY, mcb_projections=True, mmb_mlp_ratio=1.0
+        "full", **TINY, **earlier_mcb, mmb_mlp_ratio=1.0
     )
     models["baseline_mcb+projected_token_keys"] = config_lib.model_config(
-        "baseline_mcb", **TINY, mcb_projections=True, mcb_keys="tokens"
+        "baseline_mcb", **TINY, **earlier_mcb, mcb_keys="tokens"
     )
+    # Every other MCB input norm and the residual gate, plain and projected (models/mcb.py).
+    for name, form in {
+        "plain_none": dict(mcb_norm="none", mcb_scale_init=0.0),
+        "plain_l2_gate": dict(mcb_norm="l2", mcb_scale_init=1e-4),
+        "plain_layernorm_gate": dict(mcb_norm="layernorm", mcb_scale_init=1e-4),
+        "projected_l2_gate": dict(mcb_projections=True, mcb_norm="l2", mcb_scale_init=0.5),
+    }.items():
+        models[f"baseline_mcb+{name}"] = config_lib.model_config("baseline_mcb", **TINY, **form)
     models["motion_only+deep"] = config_lib.model_config(
         "custom",
         **{**TINY, "num_frames": 5, "motion_step": 4},

@@ -42,9 +42,10 @@ EXPECTED_MODULES = {
 
 
 def tiny_config(variant="full", **overrides):
-    # The projected MCB form: its parameter tree is what these tests inspect (the default,
-    # projection-free form has none; tests/test_mcb.py checks it against NumPy).
-    return tiny_video_config(TINY_CLIP, variant, **{"mcb_projections": True, **overrides})
+    # The earlier projected MCB form (pre-LN, no gate): its parameter tree is what these tests
+    # inspect (the default form has only a gate; tests/test_mcb.py checks every form).
+    earlier = {"mcb_projections": True, "mcb_norm": "layernorm", "mcb_scale_init": 0.0}
+    return tiny_video_config(TINY_CLIP, variant, **{**earlier, **overrides})
 
 
 tiny_clip_params = functools.partial(conftest.tiny_clip_params, **TINY_CLIP)

@@ -104,7 +104,8 @@ def test_a_workdir_of_the_earlier_model_sizes_is_refused_by_name(trained):
     ratio 1: today's defaults are another model, named; a config of those sizes resumes it."""
     workdir = _copy(trained, "old_sizes")
     recorded = _recorded(workdir)
-    del recorded["model"]["mcb_projections"]
+    for name in ("mcb_projections", "mcb_norm", "mcb_scale_init"):  # none existed then
+        del recorded["model"][name]
     recorded["model"]["mmb_mlp_ratio"] = 1.0
     with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
         json.dump(recorded, f)
@@ -113,8 +114,36 @@ def test_a_workdir_of_the_earlier_model_sizes_is_refused_by_name(trained):
         workdir_lib.check_config(today, str(workdir))
     assert "model.mcb_projections: true -> false" in str(info.value)
     assert "model.mmb_mlp_ratio: 1.0 -> 2.0" in str(info.value)
-    earlier = _changed(trained, {"model.mmb_mlp_ratio": 1.0, "model.mcb_projections": True})
+    earlier = _changed(
+        trained,
+        {
+            "model.mmb_mlp_ratio": 1.0,
+            "model.mcb_projections": True,
+            "model.mcb_norm": "layernorm",  # the earlier projected MCB was pre-LN, ungated
+            "model.mcb_scale_init": 0.0,
+        },
+    )
     assert workdir_lib.check_config(earlier, str(workdir)) == []
+
+
+def test_a_workdir_of_the_ungated_projection_free_mcb_is_refused_by_name(trained):
+    """A record of the projection-free MCB written before `mcb_norm` / `mcb_scale_init` existed
+    (no normalisation, no gate): today's default MCB (gated) is another model, refused with the
+    field named; a config of that form resumes it."""
+    workdir = _copy(trained, "ungated_mcb")
+    recorded = _recorded(workdir)
+    recorded["model"]["mcb_projections"] = False
+    del recorded["model"]["mcb_norm"], recorded["model"]["mcb_scale_init"]
+    with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
+        json.dump(recorded, f)
+    default_form = {"model.mcb_projections": False, "model.mcb_norm": "none",
+                    "model.mcb_scale_init": 1e-4}  # fmt: skip
+    today = _changed(trained, default_form)
+    with pytest.raises(workdir_lib.WorkdirConfigError) as info:
+        workdir_lib.check_config(today, str(workdir))
+    assert "model.mcb_scale_init: 0.0 -> 0.0001" in str(info.value)
+    ungated = _changed(trained, {**default_form, "model.mcb_scale_init": 0.0})
+    assert workdir_lib.check_config(ungated, str(workdir)) == []
 
 
 def test_evaluation_fields_may_change_and_each_start_is_recorded(trained):

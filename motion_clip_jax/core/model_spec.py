@@ -12,9 +12,9 @@ Every ablation of the paper (Fig. 3a, Tables 1, 4, 5) is a set of switches on th
 Framework-free (stdlib, NumPy, the tokenizer): the Flax model (`models/model_config.py` wraps these
 defaults in a `ConfigDict`), the pure-PyTorch model and the export format all read this one
 definition. Default sizes are the paper's Table 3 (ViT-B/16, D = 512: Baseline 2,106,368 = +2.1M,
-full 4,288,576 = +4.29M trainable, against the paper's +2.1M / +4.2M): streams of MLP ratio 2 and an
-MCB without projections. The earlier sizes (ratio 1, projected MCB of width 256: 4,293,696) are
-options. docs/model.md derives the sizes from Table 3 step by step.
+full 4,289,600 = +4.29M trainable, against the paper's +2.1M / +4.2M): streams of MLP ratio 2 and an
+MCB without projections whose two residuals are gated (2D = 1,024 parameters). The earlier sizes
+(ratio 1, projected MCB of width 256: 4,293,696) are options. docs/model.md derives the sizes from Table 3 step by step.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from motion_clip_jax.core.tokenizer import get_tokenizer
 
 PROMPT_MODES = ("handcrafted", "learned", "motion_aware")
 MCB_KEYS = ("pooled", "tokens")
+MCB_NORMS = ("none", "l2", "layernorm")  # models/mcb.py: of each cross-attention's inputs
 TEXT_CONTEXTS = ("shortest", "full")
 ADAPTER_ACTIVATIONS = ("relu", "gelu", "quick_gelu")  # gelu = exact (erf) GELU
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -68,13 +69,22 @@ DEFAULTS: dict[str, Any] = {
     "share_prompt_prefix": True,
     # --- Multimodal Communication Block (paper §3.4) ---
     "mcb": True,  # SMA (text over the video) and SAA (V over text), cross-attention + residual
-    # Form of each cross-attention. False (Table 3's size): no parameters; queries, keys and
-    # values are the features themselves, split into mcb_heads heads of D / mcb_heads, scores
-    # scaled by 1 / sqrt(D / mcb_heads). True (our earlier form): pre-LN, q/k/v projections to
-    # mcb_qkv_dim and an output projection back to D (1,054,720 parameters at D = 512).
+    # Form of each cross-attention (models/mcb.py). False (Table 3's size): no projections;
+    # queries, keys and values are the features themselves, split into mcb_heads heads of
+    # D / mcb_heads, scores scaled by 1 / sqrt(D / mcb_heads). True (our earlier form): q/k/v
+    # projections to mcb_qkv_dim and an output projection back to D (1,050,624 at D = 512).
     "mcb_projections": False,
     "mcb_heads": 8,  # heads of each cross-attention (must divide D, or mcb_qkv_dim if projected)
     "mcb_qkv_dim": 256,  # projected form only: query/key/value width ("light-weight": D/2)
+    # Normalisation of each cross-attention's inputs (models/mcb.py): none | l2 (the block on unit
+    # vectors, residual included) | layernorm (pre-LN, 4D parameters). The projected form of the
+    # earlier sizes is projected + layernorm.
+    "mcb_norm": "none",
+    # 0: plain residual q + CA; > 0: q + g * CA with a learned per-channel gate g (D,) on each
+    # attention's output, initialised to this value (2D parameters in all). 1e-4 (X-CLIP's
+    # value for its text-video cross-attention): without it, the plain residual adds V itself
+    # to every class feature and the class logits collapse (docs/model.md, interpretation 8).
+    "mcb_scale_init": 1e-4,
     # SMA keys/values: pooled = V alone (the paper's Eq. 2 / §3.4); tokens = [S; M] (T + L tokens,
     # our extension). docs/model.md gives the reasoning.
     "mcb_keys": "pooled",
@@ -138,6 +148,8 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
       default, so an old model keeps the keys it was trained with).
     - `mcb_projections` is absent from records written before the projection-free MCB became
       the default: every such MCB had projections, so it becomes True (the model as trained).
+    - `mcb_norm` and `mcb_scale_init` are absent from records written before them: "layernorm"
+      for a projected MCB, "none" for a projection-free one, and 0.0 (no gate): what ran.
     - Exact compute shortcuts added later (`share_prompt_prefix`, `image_chunk_frames`) take
       their defaults: they change no result.
     - Before the variant was checked, a record could name a variant its switches contradict; the
@@ -148,6 +160,10 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "mcb_pooled_keys" in out and "mcb_keys" not in out:
         out["mcb_keys"] = "pooled" if out.pop("mcb_pooled_keys") else "tokens"
     out.setdefault("mcb_projections", True)
+    # `mcb_norm` / `mcb_scale_init` came later: every earlier projected MCB was pre-LN, every
+    # earlier projection-free one had no normalisation; none had a gate.
+    out.setdefault("mcb_norm", "layernorm" if out["mcb_projections"] else "none")
+    out.setdefault("mcb_scale_init", 0.0)
     for name in ("share_prompt_prefix", "image_chunk_frames"):
         out.setdefault(name, DEFAULTS[name])
     if all(k in out for k in ("variant", *SWITCHES)) and variant_mismatch(out):
@@ -278,6 +294,11 @@ def _validate_mcb(c: Mapping[str, Any], dim: int, bad: Callable[[str, str], None
         bad("mcb_keys", f"must be one of {MCB_KEYS}")
     if not isinstance(c["mcb_projections"], bool):
         bad("mcb_projections", "must be True (projected q/k/v/o) or False (none)")
+    if c["mcb_norm"] not in MCB_NORMS:
+        bad("mcb_norm", f"must be one of {MCB_NORMS}")
+    scale = c["mcb_scale_init"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0:
+        bad("mcb_scale_init", "must be a number >= 0 (0: no gate)")
     if not _is_int(c["mcb_qkv_dim"]) or c["mcb_qkv_dim"] < 1:
         bad("mcb_qkv_dim", "must be an int >= 1")
     width, width_name = (

@@ -24,8 +24,10 @@ trains at it; the choice is written beside the table. --feature_cache DIR (defau
 features are computed by the first run that trains on it and read by the others; the table's
 JSON sums the clips through the tower and read from / written to it ("image_tower").
 --seeds N (closed-set and zero-shot tables): every cell trains with run seeds 0..N-1 and reports
-mean +- std. --mcb_forms (tables with MCB rows): each MCB row is added in the other three MCB
-forms (SMA keys V or [S; M], with or without projections; docs/model.md).
+mean +- std. --mcb_forms (tables with MCB rows): each MCB row is added in every other MCB form of
+experiments/paper_tables.py MCB_FORMS (SMA keys V or [S; M], projections, input norm, residual
+gate; docs/model.md), row key `<row>-<form>`; pick some with --only (e.g. --only
+baseline_mcb,baseline_mcb-pooled_ungated).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seeds", type=int, default=1,
                         help="closed-set / zero-shot cells: runs with seeds 0..N-1 per cell")  # fmt: skip
     parser.add_argument("--mcb_forms", action="store_true",
-                        help="add every MCB row in the other MCB forms (keys x projections)")  # fmt: skip
+                        help="add every MCB row in the other MCB forms (paper_tables.MCB_FORMS)")  # fmt: skip
     parser.add_argument("--choose_lr", default="", metavar="LR,LR,...",
                         help="few-shot tables: choose each row's learning rate from this grid on "
                         "the runs' validation set (eval.validation_per_class)")  # fmt: skip

@@ -37,13 +37,27 @@ DATASET_LABELS = {
     "kinetics400": "Kinetics-400",
     "synthetic": "synthetic",
 }
-# The MCB forms (core/model_spec.py: SMA keys x projections); the first is the default, the
-# others are the rows the driver adds with --mcb_forms beside every row ticked for MCB.
+
+
+# The MCB forms (core/model_spec.py: SMA keys x projections x input norm x residual gate); the
+# first is the default, the others are the rows the driver adds with --mcb_forms beside every row
+# ticked for MCB. Every form names all four fields, so it means the same whatever the default.
+def _form(keys: str, projections: bool, norm: str, gate: float) -> dict[str, Any]:
+    return {"mcb_keys": keys, "mcb_projections": projections, "mcb_norm": norm,
+            "mcb_scale_init": gate}  # fmt: skip
+
+
 MCB_FORMS = {
-    "pooled": ({"mcb_keys": "pooled", "mcb_projections": False}, "keys V, no projections"),
-    "tokens": ({"mcb_keys": "tokens", "mcb_projections": False}, "keys [S; M], no projections"),
-    "pooled_proj": ({"mcb_keys": "pooled", "mcb_projections": True}, "keys V, projected"),
-    "tokens_proj": ({"mcb_keys": "tokens", "mcb_projections": True}, "keys [S; M], projected"),
+    "pooled": (_form("pooled", False, "none", 1e-4), "keys V, no projections, gated"),
+    "tokens": (_form("tokens", False, "none", 1e-4), "keys [S; M], no projections, gated"),
+    "pooled_ungated": (_form("pooled", False, "none", 0.0), "keys V, no projections, ungated"),
+    "pooled_proj": (_form("pooled", True, "layernorm", 0.0), "keys V, projected"),
+    "tokens_proj": (_form("tokens", True, "layernorm", 0.0), "keys [S; M], projected"),
+    # The other readings compared in docs/results.md (the MCB-form study).
+    "pooled_l2": (_form("pooled", False, "l2", 0.0), "keys V, unit vectors"),
+    "pooled_ln": (_form("pooled", False, "layernorm", 0.0), "keys V, pre-LN"),
+    "pooled_l2_gate": (_form("pooled", False, "l2", 1e-4), "keys V, unit vectors, gated"),
+    "pooled_ln_gate": (_form("pooled", False, "layernorm", 1e-4), "keys V, pre-LN, gated"),
 }
 
 

@@ -56,6 +56,8 @@ _SHORT = {
     "ctx_init": "",
     "mcb_keys": "keys_",
     "mcb_projections": "proj_",
+    "mcb_norm": "norm_",
+    "mcb_scale_init": "gate",
     "learning_rate": "lr",
 }
 # The config sections a cell's spec may set (model fields from the tables; the learning rate

@@ -93,18 +93,3 @@ class TransformerStack(nn.Module):
         for i in range(self.depth):
             x = TransformerBlock(self.num_heads, self.mlp_ratio, self.dtype, name=f"block_{i}")(x)
         return x
-
-
-class CrossAttention(nn.Module):
-    """Residual cross-attention: q + MHA(LN(q), LN(kv)). q (N, Q, D), kv (N, S, D) -> (N, Q, D)."""
-
-    num_heads: int
-    qkv_dim: int
-    dtype: DType = jnp.float32
-
-    @nn.compact
-    def __call__(self, queries: Array, keys_values: Array) -> Array:
-        q = LayerNorm(name="ln_q")(queries)
-        kv = LayerNorm(name="ln_kv")(keys_values)
-        out = Attention(self.num_heads, self.qkv_dim, self.dtype, name="attn")(q, kv)
-        return queries + out.astype(queries.dtype)

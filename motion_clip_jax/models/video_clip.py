@@ -65,8 +65,9 @@ class VideoCLIP(nn.Module):
             )
         if c.mcb:
             self.mcb = MultimodalCommunicationBlock(
-                c.mcb_heads, c.mcb_qkv_dim, c.mcb_keys, c.mcb_projections, dtype=dtype
-            )
+                c.mcb_heads, c.mcb_qkv_dim, c.mcb_keys, c.mcb_projections, c.mcb_norm,
+                c.mcb_scale_init, dtype=dtype,
+            )  # fmt: skip
 
     def encode_frames(self, video: Array) -> Array:
         """(B, T, H, W, 3) CLIP-normalised frames -> (B, T, D) frozen image features.

@@ -275,48 +275,53 @@ class PromptLearner(nn.Module):
         return self.ctx[None] + shift[:, None, :]
 
 
-class CrossAttention(nn.Module):
-    """q + MHA(LN(q), LN(kv))."""
+class ResidualCrossAttention(nn.Module):
+    """q + [g *] CA(norm(q), norm(kv)), CA projected (Attention) or plain (per head
+    softmax(q k^T / sqrt(d)) v, k = v = kv, no parameters); norm none | l2 (residual on the unit
+    vectors too) | layernorm (pre-LN); g a per-channel gate when scale_init > 0 (models/mcb.py)."""
 
-    def __init__(self, width: int, heads: int, qkv_dim: int):
+    def __init__(self, width: int, c: Mapping[str, Any]):
         super().__init__()
-        self.ln_q = nn.LayerNorm(width, eps=1e-5)
-        self.ln_kv = nn.LayerNorm(width, eps=1e-5)
-        self.attn = Attention(width, heads, qkv_dim)
+        self.heads, self.norm = c["mcb_heads"], c["mcb_norm"]
+        if self.norm == "layernorm":
+            self.ln_q = nn.LayerNorm(width, eps=1e-5)
+            self.ln_kv = nn.LayerNorm(width, eps=1e-5)
+        self.attn = Attention(width, self.heads, c["mcb_qkv_dim"]) if c["mcb_projections"] else None
+        if c["mcb_scale_init"]:
+            self.residual_scale = nn.Parameter(torch.full((width,), float(c["mcb_scale_init"])))
+        else:
+            self.residual_scale = None
 
-    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
-        return queries + self.attn(self.ln_q(queries), self.ln_kv(keys_values))
-
-
-class PlainCrossAttention(nn.Module):
-    """q + softmax(q k^T / sqrt(d)) v per head, k = v = kv, heads of d = W / heads; no parameters."""
-
-    def __init__(self, heads: int):
-        super().__init__()
-        self.heads = heads
-
-    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
+    def plain_attention(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         def split(x):  # (N, S, W) -> (N, heads, S, W / heads)
             return x.reshape(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
 
-        kv = split(keys_values)
-        out = F.scaled_dot_product_attention(split(queries), kv, kv)
-        return queries + out.transpose(1, 2).reshape(queries.shape)
+        kv = split(kv)
+        out = F.scaled_dot_product_attention(split(q), kv, kv)
+        return out.transpose(1, 2).reshape(q.shape)
+
+    def forward(self, queries: torch.Tensor, keys_values: torch.Tensor) -> torch.Tensor:
+        if self.norm == "l2":
+            queries = F.normalize(queries, dim=-1, eps=1e-12)
+            keys_values = F.normalize(keys_values, dim=-1, eps=1e-12)
+        q, kv = queries, keys_values
+        if self.norm == "layernorm":
+            q, kv = self.ln_q(queries), self.ln_kv(keys_values)
+        out = self.attn(q, kv) if self.attn is not None else self.plain_attention(q, kv)
+        if self.residual_scale is not None:
+            out = out * self.residual_scale
+        return queries + out
 
 
 class MultimodalCommunicationBlock(nn.Module):
     """T' = T + SMA(T, [S; M] or V);  V' = V + SAA(V, T), both on the un-updated T and V; each
-    attention projected (`mcb_projections`) or plain (models/mcb.py)."""
+    attention a ResidualCrossAttention of the config's form (models/mcb.py)."""
 
     def __init__(self, c: Mapping[str, Any], width: int):
         super().__init__()
         self.keys = c["mcb_keys"]
-        if c["mcb_projections"]:
-            self.sma = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
-            self.saa = CrossAttention(width, c["mcb_heads"], c["mcb_qkv_dim"])
-        else:
-            self.sma = PlainCrossAttention(c["mcb_heads"])
-            self.saa = PlainCrossAttention(c["mcb_heads"])
+        self.sma = ResidualCrossAttention(width, c)
+        self.saa = ResidualCrossAttention(width, c)
 
     def forward(self, text, video, video_tokens):
         if text.ndim == 2:  # prompts shared by all videos

@@ -26,10 +26,10 @@ from tests.configs.tiny_synthetic import tiny_model_config  # noqa: E402
 
 
 def model_config():
-    """The tiny full model with the projected MCB: its q/k/v/o weights are leaves to shard and to
+    """The tiny full model with the earlier projected MCB (pre-LN, no gate): its q/k/v/o weights are leaves to shard and to
     compare (the default, projection-free MCB has none), and a few steps lower its loss (with
     pooled keys the projection-free form barely trains this tiny model: docs/results.md)."""
-    return tiny_model_config(mcb_projections=True)
+    return tiny_model_config(mcb_projections=True, mcb_norm="layernorm", mcb_scale_init=0.0)
 
 
 def main():
