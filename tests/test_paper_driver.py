@@ -1,9 +1,11 @@
 """The paper driver: the plan of every table on the real datasets (counts, configs that validate,
-shared workdirs), and every table end to end on the synthetic world at a tiny size (runs trained,
-finished runs skipped, cells aggregated as mean +- sample std, the markdown written)."""
+shared workdirs); a few tables end to end on the synthetic world at a tiny size (runs trained,
+finished runs skipped, a shared model evaluated again); every table's cells (mean +- sample std of
+its runs, the markdown) checked against numpy over its runs' eval_results.json."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -113,13 +115,14 @@ def test_seeds_and_mcb_forms_plan_their_runs(capsys):
         paper.parse_args(["table5", "--seeds", "2"])  # few-shot draws seed their own runs
 
 
-# --- every driver end to end on the synthetic world -----------------------------------------
+# --- the driver end to end on the synthetic world: a few real runs --------------------------
 
 
 def tiny(tmp: str) -> list[str]:
-    """Overrides that make every synthetic run a seconds-scale one."""
+    """Overrides that make every synthetic run a seconds-scale one (64 training videos: 8 per
+    class, enough for Table 4's 5 shots and 1 held-out validation video)."""
     return [
-        f"--config.data.dataset_dir={tmp}/data", "--config.data.source_settings.num_train=136",
+        f"--config.data.dataset_dir={tmp}/data", "--config.data.source_settings.num_train=64",
         "--config.data.source_settings.num_test=16", f"--config.clip_source_settings.cache_dir={tmp}/clip",
         "--config.clip_source_settings.pretrain_steps=20", "--config.train.num_steps=3",
         "--config.train.batch_size=8", "--config.eval.batch_size=8", "--config.eval.multiview=False",
@@ -127,42 +130,126 @@ def tiny(tmp: str) -> list[str]:
     ]  # fmt: skip
 
 
-# Few-shot runs hold out 1 of the 17 training videos per class for validation (k + 1 <= 17).
+# Few-shot runs hold out 1 training video per class for validation.
 FEW_SHOT = ["--", "--config.eval.validation_per_class=1"]
-SYNTHETIC = [  # (table, extra driver flags): every table, few rows each (most runs are shared)
-    ("fig3a", ["--only", "full"]),
-    ("fig3b", ["--only", "T8"]),
-    ("fig3c", ["--only", "H3,H5"]),
-    ("fig3d", ["--only", "s4"]),
-    ("table1", ["--only", "map_H3"]),
-    ("table2", ["--only", "init1"]),
-    ("table3", []),
-    ("table4", ["--only", "full", "--draws", "2", *FEW_SHOT]),
-    ("table5", ["--only", "full", "--draws", "2", "--choose_lr", "1e-3,1e-2", *FEW_SHOT]),
-    ("table6", []),
-    ("table7", []),
-    ("table8", []),
+TRAINED = [  # (table, driver flags), run in this order into one root; 4 trainings in all
+    ("table8", []),  # trains the closed-set full model (main set only)
+    ("table6", []),  # evaluates that model again on the target splits, trains nothing
+    ("table7", []),  # trains the baseline; the full model is done
+    ("table4", ["--only", "full", "--draws", "2", *FEW_SHOT]),  # two few-shot draws
+    ("table3", []),  # counts parameters and FLOPs
 ]
+# Every other table is aggregated over run folders whose results this file writes (below): the
+# driver's plan, skipping and table writing are the same code, only the training is left out.
+AGGREGATED = [
+    ("fig3a", []),
+    ("fig3b", []),
+    ("fig3c", []),
+    ("fig3d", []),
+    ("table1", ["--seeds", "2"]),
+    ("table2", []),
+    ("table5", ["--draws", "2", "--choose_lr", "1e-3,1e-2", *FEW_SHOT]),
+]
+# All tests of this file on one xdist worker (--dist loadgroup): the trained root is built
+# while the other worker runs the rest of the suite.
+pytestmark = pytest.mark.xdist_group("paper_driver")
 
 
-def build_synthetic_root(root) -> None:
-    for name, flags in SYNTHETIC:
-        extra = flags[flags.index("--") + 1 :] if "--" in flags else []
-        flags = flags[: flags.index("--")] if "--" in flags else flags
+def split_flags(flags: list[str]) -> tuple[list[str], list[str]]:
+    """(driver flags, run overrides after `--`)."""
+    if "--" not in flags:
+        return flags, []
+    return flags[: flags.index("--")], flags[flags.index("--") + 1 :]
+
+
+def run_tables(root, tables, overrides: list[str]) -> dict:
+    """`paper NAME --dataset synthetic --root ROOT` for each table -> {name: NAME_synthetic.json}."""
+    for name, flags in tables:
+        flags, extra = split_flags(flags)
         # The persistent compile cache is JAX-global: off here (other tests share the worker),
         # tested in a process of its own below.
         argv = [name, "--dataset", "synthetic", "--root", str(root), "--compile_cache", "none",
-                *flags, "--", *tiny(str(root)), *extra]  # fmt: skip
+                *flags, "--", *overrides, *extra]  # fmt: skip
         assert paper.main(argv) == 0, name
+    return {n: json.loads((root / f"{n}_synthetic.json").read_text()) for n, _ in tables}
 
 
-# Built once per machine and shared by the xdist workers (conftest.built_once): ~7 min of
-# training that each worker would otherwise repeat.
+def build_trained_root(root) -> None:
+    run_tables(root, TRAINED, tiny(str(root)))
+
+
+# Built once per machine and shared by the xdist workers (conftest.built_once).
 @pytest.fixture(scope="session")
 def synthetic_root():
-    root = built_once("paper_root", [SYNTHETIC, tiny("ROOT")], build_synthetic_root)
-    outputs = {n: json.loads((root / f"{n}_synthetic.json").read_text()) for n, _ in SYNTHETIC}
+    root = built_once("paper_root", [TRAINED, tiny("ROOT")], build_trained_root)
+    outputs = {n: json.loads((root / f"{n}_synthetic.json").read_text()) for n, _ in TRAINED}
     return root, outputs
+
+
+# --- every other table over results written here ----------------------------------------------
+
+
+def planned_runs(name: str, root, flags: list[str]) -> list[plan_lib.Run]:
+    """Every run the driver may read for `name` with these flags: with --choose_lr, every draw at
+    every rate of the grid (the driver reads those of the rate it chooses)."""
+    flags, extra = split_flags(flags)
+    value = lambda flag, default: flags[flags.index(flag) + 1] if flag in flags else default  # noqa: E731
+    plan = functools.partial(plan_lib.plan, name, str(root), "synthetic", extra_overrides=extra,
+                             draws=int(value("--draws", 1)), seeds=int(value("--seeds", 1)))  # fmt: skip
+    rates = [float(x) for x in value("--choose_lr", "").split(",") if x]
+    if not rates:
+        return plan_lib.unique_runs(plan())
+    keys = {(r.dataset, r.row) for r in plan()}
+    runs = [r for lr in rates for r in plan(learning_rates=dict.fromkeys(keys, lr))]
+    return plan_lib.unique_runs(runs)
+
+
+def view_results(rng: np.random.Generator, num_videos: int = 16) -> dict:
+    """One evaluated set in eval_results.json's schema, random accuracies."""
+    hits = np.sort(rng.integers(0, num_videos + 1, 2))  # top-1 <= top-5
+    pairs = {f"{i}-{i + 1}": float(rng.integers(0, 5) / 4) for i in range(0, 8, 2)}
+    pairs["mean"] = float(np.mean(list(pairs.values())))
+    return {"num_videos": num_videos, "top1": hits[0] / num_videos,
+            "top5": hits[1] / num_videos, "pair_accuracy": pairs}  # fmt: skip
+
+
+def write_finished_run(run: plan_lib.Run, rng: np.random.Generator) -> None:
+    """What a finished synthetic run leaves for the table: eval_results.json (main set, and the
+    validation set of a few-shot run that holds one out) and run_info.json's class names."""
+    from motion_clip_jax.synthetic.world import CLASS_NAMES
+
+    assert not run.reads  # zero-shot tables are trained for real above
+    os.makedirs(run.workdir)
+    results = {"main/single_view": view_results(rng)}
+    if run.validation:
+        results["validation/single_view"] = view_results(rng, 8)
+    with open(os.path.join(run.workdir, "eval_results.json"), "w") as f:
+        json.dump(results, f)
+    with open(os.path.join(run.workdir, "run_info.json"), "w") as f:
+        json.dump({"class_names": list(CLASS_NAMES)}, f)
+
+
+@pytest.fixture(scope="session")
+def aggregated_root(tmp_path_factory):
+    """The AGGREGATED tables over finished runs written here: the driver trains nothing."""
+    from unittest import mock
+
+    root = tmp_path_factory.mktemp("aggregated")
+    rng = np.random.default_rng(1)  # a seed where each rate wins some row
+    runs = [run for name, flags in AGGREGATED for run in planned_runs(name, root, flags)]
+    for run in plan_lib.unique_runs(runs):  # a model shared by tables: one folder
+        write_finished_run(run, rng)
+    untrained = AssertionError("a run the test wrote was not taken as finished")
+    with mock.patch.object(paper, "train_run", side_effect=untrained):
+        outputs = run_tables(root, AGGREGATED, [])
+    return root, outputs
+
+
+@pytest.fixture(scope="session")
+def tables(synthetic_root, aggregated_root):
+    """{table name: (root, NAME_synthetic.json)} of every table but Table 3."""
+    return {n: (root, outputs[n]) for root, outputs in (synthetic_root, aggregated_root)
+            for n in outputs if n != "table3"}  # fmt: skip
 
 
 def results(workdir: str) -> dict:
@@ -170,11 +257,10 @@ def results(workdir: str) -> dict:
         return json.load(f)
 
 
-@pytest.mark.parametrize("name", [n for n, _ in SYNTHETIC if n != "table3"])
-def test_each_table_aggregates_its_runs(synthetic_root, name):
+@pytest.mark.parametrize("name", sorted(n for n, _ in TRAINED + AGGREGATED if n != "table3"))
+def test_each_table_aggregates_its_runs(tables, name):
     """Every cell's mean and sample std are those of its runs' eval_results.json top-1."""
-    root, outputs = synthetic_root
-    data = outputs[name]
+    root, data = tables[name]
     text = (root / f"{name}_synthetic.md").read_text()
     assert text.startswith(f"# {paper_tables.TABLES[name].title}")
     assert data["cells"] and data["runs"]
@@ -200,19 +286,43 @@ def test_each_table_aggregates_its_runs(synthetic_root, name):
         assert run["command"] in text
 
 
-def test_few_shot_cells_hold_one_run_per_draw(synthetic_root):
-    root, outputs = synthetic_root
-    cells = outputs["table5"]["cells"]
-    assert {(c["row"], c["column"]) for c in cells} == {
-        ("full", f"synthetic/k={k}") for k in few_shot_draw.PAPER_SHOTS
+@pytest.mark.parametrize("name,flags", TRAINED[:-1] + AGGREGATED)
+def test_the_dry_run_plans_the_runs_the_table_reads(tables, capsys, name, flags):
+    """--dry_run --json with the same flags names the table's runs (with --choose_lr: the
+    selection runs, draw 0 at every rate, among them the table's draw 0)."""
+    root, data = tables[name]
+    flags, extra = split_flags(flags)
+    overrides = tiny(str(root)) if name in dict(TRAINED) else []
+    argv = [name, "--dataset", "synthetic", "--root", str(root), *flags, "--dry_run", "--json",
+            "--", *overrides, *extra]  # fmt: skip
+    capsys.readouterr()
+    assert paper.main(argv) == 0
+    planned = {(e["config"], tuple(e["overrides"]), e["workdir"])
+               for e in json.loads(capsys.readouterr().out)}  # fmt: skip
+    ran = {(r["config"], tuple(r["overrides"]), r["workdir"]) for r in data["runs"]}
+    if "--choose_lr" not in flags:
+        assert planned == ran
+    else:
+        first_draws = {r for r in ran if r[2].endswith("draw0")}
+        assert first_draws < planned and len(planned) == 2 * len(first_draws)
+
+
+def test_few_shot_cells_hold_one_run_per_draw(tables):
+    root, table5 = tables["table5"]
+    rows = [r.key for r in paper_tables.TABLES["table5"].rows]
+    assert {(c["row"], c["column"]) for c in table5["cells"]} == {
+        (row, f"synthetic/k={k}") for row in rows for k in few_shot_draw.PAPER_SHOTS
     }
-    for cell in cells:
+    for cell in table5["cells"]:
         assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
         assert "HMDB-51" in cell["paper"] and "UCF-101" in cell["paper"]  # the curve's shape
-    (cell,) = outputs["table4"]["cells"]
+    (cell,) = tables["table4"][1]["cells"]
     assert cell["n"] == 2 and len(set(cell["workdirs"])) == 2
     lists = [os.path.join(d, f"few_shot_5shot_seed{i}.txt") for i, d in enumerate(cell["workdirs"])]
     assert open(lists[0]).read() != open(lists[1]).read()  # two draws, two video lists
+    for draw, workdir in enumerate(cell["workdirs"]):  # the held-out validation videos
+        assert os.path.exists(os.path.join(workdir, f"validation_1per_class_seed{draw}.txt"))
+        assert "validation/single_view" in results(workdir)
 
 
 def test_records_say_what_ran(synthetic_root):
@@ -222,7 +332,10 @@ def test_records_say_what_ran(synthetic_root):
     from motion_clip_jax.models import video_clip
 
     root, outputs = synthetic_root
-    for run in outputs["fig3a"]["runs"] + outputs["table7"]["runs"]:
+    runs = outputs["table7"]["runs"] + outputs["table4"]["runs"]
+    assert {run["row"] for run in runs} == {"baseline", "full"}
+    counted = {}  # model config -> trainable record (runs of one model share it)
+    for run in runs:
         config = plan_lib.build_config(run["config"], run["overrides"])
         record = results(run["workdir"])["model"]
         assert record["variant"] == run["row"] == config.model.variant
@@ -232,8 +345,11 @@ def test_records_say_what_ran(synthetic_root):
             run_info = json.load(f)
         model_config = config.model.copy_and_resolve_references()
         model_config.clip_overrides = run_info["model_config"]["clip_overrides"]
-        _, trainable, _ = video_clip.init_video_clip(model_config, 0)
-        expected = params_lib.trainable_record(trainable)
+        key = model_config.to_json(sort_keys=True)
+        if key not in counted:
+            _, trainable, _ = video_clip.init_video_clip(model_config, 0)
+            counted[key] = params_lib.trainable_record(trainable)
+        expected = counted[key]
         assert record["trainable_parameters"] == run_info["trainable_parameters"] == expected
         assert record["trainable_parameters"]["total"] > 0
 
@@ -241,8 +357,8 @@ def test_records_say_what_ran(synthetic_root):
 def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthetic_root, capsys):
     root, outputs = synthetic_root
     full = os.path.join(root, "synthetic", "closed", "full")
-    # Table 6 read the shared closed-set model: it was evaluated again on the target sets, not
-    # trained again (one training history line per start, and only two starts).
+    # Table 6 read the closed-set model Table 8 trained: it was evaluated again on the target
+    # sets, not trained again (one training history line per start, and only two starts).
     assert any(k.startswith("synthetic_split") for k in results(full))
     with open(os.path.join(full, "config_history.jsonl")) as f:
         assert len(f.readlines()) == 2
@@ -256,16 +372,17 @@ def test_finished_runs_are_skipped_and_a_shared_model_is_evaluated_again(synthet
     assert os.path.getmtime(os.path.join(full, "eval_results.json")) == before
 
 
-def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
-    """--choose_lr: every rate of the grid trained on draw 0 of every k; per row, the rate of the
+def test_each_row_trains_at_the_rate_its_validation_set_chose(aggregated_root):
+    """--choose_lr: every rate of the grid read on draw 0 of every k; per row, the rate of the
     best mean validation top-1 (read again here from the selection runs); every draw of the row
-    trained at it; draw 0 of the table is the selection run at that rate."""
-    root, outputs = synthetic_root
+    at it; draw 0 of the table is the selection run at that rate."""
+    root, outputs = aggregated_root
     choice = outputs["table5"]["learning_rate_choice"]
     assert choice["grid"] == [0.001, 0.01] and choice["set"] == "validation/single_view"
     text = (root / "table5_synthetic.md").read_text()
     assert "## Learning rate, chosen per row on held-out training videos" in text
     config_arg = "configs/synthetic.py:few_shot,{row},{k},{draw}"
+    assert {r["row"] for r in choice["rows"]} == {r.key for r in paper_tables.TABLES["table5"].rows}
     for record in choice["rows"]:
         row = record["row"]
         means = {}
@@ -275,7 +392,6 @@ def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
                 slug = "" if lr == 0.001 else f"-lr{lr}"  # 0.001 is the config's own rate
                 workdir = root / "synthetic" / f"few_shot_k{k}" / f"{row}{slug}" / "draw0"
                 values.append(100 * results(workdir)["validation/single_view"]["top1"])
-                assert (workdir / "validation_1per_class_seed0.txt").exists()
             means[lr] = np.mean(values)
         best = max(choice["grid"], key=lambda lr: (means[lr], -choice["grid"].index(lr)))
         assert record["chosen"] == best
@@ -283,13 +399,14 @@ def test_each_row_trains_at_the_rate_its_validation_set_chose(synthetic_root):
         cells = [c for c in outputs["table5"]["cells"] if c["row"] == row]
         for cell in cells:
             for draw, workdir in enumerate(cell["workdirs"]):
-                with open(os.path.join(workdir, "config.json")) as f:
-                    assert json.load(f)["optim"]["learning_rate"] == best
                 assert workdir.endswith(f"draw{draw}")
                 k = cell["column"].split("=")[1]
                 planned = config_arg.format(row=row, k=k, draw=draw)
-                assert any(r["config"] == planned and r["workdir"] == workdir
-                           for r in outputs["table5"]["runs"])  # fmt: skip
+                (run,) = [r for r in outputs["table5"]["runs"] if r["workdir"] == workdir]
+                assert run["config"] == planned
+                config = plan_lib.build_config(run["config"], run["overrides"])
+                assert config.optim.learning_rate == best  # what `main` trains this run with
+    assert len({r["chosen"] for r in choice["rows"]}) == 2  # both rates chosen for some row
 
 
 def test_pair_label():
@@ -300,22 +417,22 @@ def test_pair_label():
     )
 
 
-def test_synthetic_tables_report_within_pair_accuracy(synthetic_root):
+def test_synthetic_tables_report_within_pair_accuracy(tables):
     """Per (row, column): each order pair of the world and the runs' mean over pairs, as mean +-
     sample std of the runs' main/single_view pair_accuracy in %; none for zero-shot tables."""
     from motion_clip_jax.synthetic.world import CLASS_NAMES
 
-    root, outputs = synthetic_root
     pairs = {f"{i}-{i + 1}": report.pair_label(*CLASS_NAMES[i : i + 2]) for i in range(0, 8, 2)}
-    for name, n in (("fig3a", 1), ("table5", 2)):
+    for name, n in (("fig3a", 1), ("table5", 2), ("table4", 2)):
+        root, data = tables[name]
         assert (
             "## Within-pair accuracy (synthetic world)"
             in (root / f"{name}_synthetic.md").read_text()
         )
-        rows = outputs[name]["pair_accuracy"]
-        assert len(rows) == len(outputs[name]["cells"])  # one metric per cell in these tables
+        rows = data["pair_accuracy"]
+        assert len(rows) == len(data["cells"])  # one metric per cell in these tables
         for record in rows:
-            (cell,) = [c for c in outputs[name]["cells"]
+            (cell,) = [c for c in data["cells"]
                        if (c["row"], c["column"]) == (record["row"], record["column"])]  # fmt: skip
             got = [results(w)["main/single_view"]["pair_accuracy"] for w in cell["workdirs"]]
             assert list(record["pairs"]) == [*pairs.values(), "mean"]
@@ -326,7 +443,7 @@ def test_synthetic_tables_report_within_pair_accuracy(synthetic_root):
                 if n > 1:
                     assert stat["std"] == pytest.approx(np.std(values, ddof=1))
     for name in ("table6", "table7"):
-        assert "pair_accuracy" not in outputs[name]
+        assert "pair_accuracy" not in tables[name][1]
 
 
 def test_a_workdir_of_another_experiment_is_refused(synthetic_root, capsys):

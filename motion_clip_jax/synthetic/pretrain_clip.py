@@ -485,14 +485,18 @@ def get_or_pretrain_tiny_clip(
 @provider(cache_dir="", pretrain_steps=-1, seed=0)
 def provide_clip(settings: dict, *, image_size: int, log: Callable[[str], Any]) -> str:
     """CLIP source "synthetic_tiny_clip": the cached tiny CLIP of `image_size` px (pretrained now
-    if missing). Settings: cache_dir (required), pretrain_steps (> 0: fewer steps, for tests; -1:
-    the default run), seed (of the pretraining). The frozen CLIP stands for OpenAI's one released
+    if missing). Settings: cache_dir (required), pretrain_steps (> 0: fewer steps and a pool of
+    at most steps x batch frames, for tests; -1: the default run), seed (of the pretraining). The frozen CLIP stands for OpenAI's one released
     model, so its seed is its own: every training seed and few-shot draw freezes the same CLIP."""
     if not settings["cache_dir"]:
         raise ValueError("config.clip_source_settings.cache_dir: set it to the tiny CLIP's cache")
     options = {"size": image_size}
     if settings["pretrain_steps"] > 0:
         options["steps"] = settings["pretrain_steps"]
+        # A short pretraining renders only the frames its batches can reach (rendering the
+        # default pool costs more than 20 steps of training).
+        reach = options["steps"] * DEFAULT_BATCH_SIZE
+        options["pool_size"] = min(DEFAULT_POOL_SIZE, reach)
     return get_or_pretrain_tiny_clip(
         settings["cache_dir"], seed=settings["seed"], log_fn=log, **options
     )
