@@ -30,10 +30,15 @@ def test_bfloat16_gradients_near_float32_and_state_stays_float32():
     label = rng.integers(0, len(CLASSES), 8).astype(np.int32)
 
     def gradients(model):
-        frames = steps_lib._frames(model, frozen, video)
-        batch = {"frames": frames, "label": label, "weight": jnp.ones(8)}
-        loss = lambda t: steps_lib._clip_sums(model, t, frozen, batch, ids, eos, 8.0)[0]
-        return jax.grad(loss)(trainable)
+        # Compiled, as the train step runs it (op by op, the bfloat16 model takes a minute here).
+        @jax.jit
+        def grad(trainable, frozen):
+            frames = steps_lib._frames(model, frozen, video)
+            batch = {"frames": frames, "label": label, "weight": jnp.ones(8)}
+            loss = lambda t: steps_lib._clip_sums(model, t, frozen, batch, ids, eos, 8.0)[0]
+            return jax.grad(loss)(trainable)
+
+        return grad(trainable, frozen)
 
     g32, g16 = gradients(model32), gradients(model16)
     assert {x.dtype for x in jax.tree_util.tree_leaves(g16)} == {jnp.dtype("float32")}

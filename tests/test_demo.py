@@ -18,10 +18,10 @@ def test_demo_end_to_end_small(tmp_path):
         sys.executable, "-m", "motion_clip_jax.main", "--config=configs/demo.py",
         f"--workdir={tmp_path / 'demo'}",
         f"--config.clip_source_settings.cache_dir={tmp_path / 'tiny_clip'}",
-        "--config.clip_source_settings.pretrain_steps=200",
+        "--config.clip_source_settings.pretrain_steps=20",
         f"--config.data.dataset_dir={tmp_path / 'data' / 'synthetic_motion'}",
         "--config.data.source_settings.num_train=128",
-        "--config.data.source_settings.num_test=64",
+        "--config.data.source_settings.num_test=32",
         "--config.train.num_epochs=4",
         "--config.train.log_every_steps=4",
         "--config.eval.batch_size=32",
@@ -30,7 +30,7 @@ def test_demo_end_to_end_small(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     for expected in ("Writing the synthetic motion dataset", "pretrain_clip: wrote",
                      "Trainable parameters", "step 8/8", "Results after 8 steps",
-                     "| main/multiview | 64 |", "moving left / moving right"):  # fmt: skip
+                     "| main/multiview | 32 |", "moving left / moving right"):  # fmt: skip
         assert expected in out.stdout, (expected, out.stdout[-3000:])
     # This world and this recipe: the dataset and the cached CLIP carry their versions.
     from motion_clip_jax.data import manifest
@@ -42,7 +42,7 @@ def test_demo_end_to_end_small(tmp_path):
     assert [p.name for p in (tmp_path / "tiny_clip").glob(versions + "*.msgpack")]
     results = json.loads((tmp_path / "demo" / "eval_results.json").read_text())
     single = results["main/single_view"]
-    assert single["num_videos"] == 64
+    assert single["num_videos"] == 32
     pairs = single["pair_accuracy"]  # the order pairs the synthetic manifest records
     assert set(pairs) == {"0-1", "2-3", "4-5", "6-7", "mean"}
     assert pairs["mean"] == pytest.approx(np.mean([pairs[k] for k in pairs if k != "mean"]))
