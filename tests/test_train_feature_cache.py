@@ -88,3 +88,13 @@ def test_a_second_variant_reads_every_clip_and_a_bad_entry_is_refused(first_runs
     assert (counts["refused"], counts["written"]) == (2, 2)
     assert counts["read"] == NUM_STEPS * 8 - 2
     assert cache_files(cache_dir) == before
+
+
+def test_a_finished_run_started_again_evaluates_with_the_cache_on(first_runs):
+    """No step left to train, a set to evaluate (the paper driver evaluates a shared model again
+    on other sets): the cache has no clip to load, the evaluation runs."""
+    root, _, _ = first_runs
+    config = config_for(str(root / "cache"))
+    config.eval.single_view = True
+    again = trainer.train_and_evaluate(config, str(root / "cached"))
+    assert again["step"] == NUM_STEPS and again["main/single_view"]["num_videos"] == 16

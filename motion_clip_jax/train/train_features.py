@@ -141,8 +141,9 @@ def open_cache(
         if features is not None:
             cache.features[clip] = features
     missing = np.asarray(
-        [[clip not in cache.features for clip in zip(p, e)] for p, e in zip(positions, epochs)]
-    ).reshape(len(steps), -1)
+        [[clip not in cache.features for clip in zip(p, e)] for p, e in zip(positions, epochs)],
+        bool,
+    ).reshape(positions.shape)  # (steps, rows); no steps left: a finished run evaluated again
     local = missing.any(axis=1).astype(np.uint8)
     every = data_input.allgather({"needs": local})["needs"].reshape(count, len(steps))
     cache.needs_tower = every.any(axis=0)
