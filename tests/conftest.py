@@ -89,6 +89,16 @@ def random_tiny_clip(image_resolution: int = 32, seed: int = 0):
 # --- fixtures built once per machine ----------------------------------------------------------
 
 SHARED_ROOT = pathlib.Path("/tmp/motion_clip_tests")
+
+# One persistent XLA compilation cache for the run: the xdist workers and every process a test
+# starts (they inherit the environment). The suite compiles the same tiny programs dozens of times
+# (each training subprocess its train and eval steps); a program read from the cache is the one
+# compiled, so results are unchanged. A max size turns on the cache's file lock (workers and
+# subprocesses write it at once); programs faster to compile than the minimum stay out of it.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(SHARED_ROOT / "xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
+
 _SOURCE_DIRS = ("motion_clip_jax", "configs", "data_prep")
 
 
@@ -160,3 +170,10 @@ def tiny_clip_params(**tiny_clip):
         config = clip_lib.clip_config("tiny", **tiny_clip)
         _TINY_CLIP_PARAMS[key] = clip_lib.init_clip(config, 7)[1]["params"]
     return _TINY_CLIP_PARAMS[key]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow checks first, in file order otherwise: xdist hands tests out in this order
+    (`--dist loadgroup`: groups by size, then single tests), so the long ones start early and
+    short ones fill the other worker beside them instead of one long test ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
