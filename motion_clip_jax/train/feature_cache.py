@@ -200,9 +200,14 @@ def save(path: str, key: dict[str, Any], views: CachedViews) -> None:
     save_arrays(path, key, {name: getattr(views, name) for name in _ARRAYS})
 
 
-def save_arrays(path: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Writes an entry atomically: a temp file in the same folder, fsync, rename. `arrays` holds
-    'features' (any float dtype, bfloat16 included) and any other NumPy arrays."""
+def save_arrays(
+    path: str, key: dict[str, Any], arrays: dict[str, np.ndarray], durable: bool = True
+) -> None:
+    """Writes an entry atomically: a temp file in the same folder, fsync (unless not `durable`),
+    rename. `arrays` holds 'features' (any float dtype, bfloat16 included) and any other NumPy
+    arrays. Without the fsync a crash of the machine may leave a renamed file that is empty or
+    cut short: its load then fails its checks, and a caller that recomputes refused entries (the
+    training cache) loses nothing but the recomputation, for ~4x cheaper writes."""
     key_bytes = _canonical(key)
     features, dtype_name = _storable(arrays["features"])
     arrays = {**arrays, "features": features}
@@ -219,7 +224,8 @@ def save_arrays(path: str, key: dict[str, Any], arrays: dict[str, np.ndarray]) -
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):

@@ -194,7 +194,8 @@ def local_frames(
         elif local["mask"][row]:  # a refilled slot (mask False) holds another row's clip
             path = entry_path(cache, *clip)
             arrays = {"features": frames[row]}
-            feature_cache_lib.save_arrays(path, entry_key(cache, *clip), arrays)
+            # No fsync: a file a machine crash cuts short is refused and recomputed next time.
+            feature_cache_lib.save_arrays(path, entry_key(cache, *clip), arrays, durable=False)
             cache.features[clip] = frames[row]
             cache.counts["written"] += 1
     return frames
