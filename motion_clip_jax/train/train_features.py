@@ -16,9 +16,10 @@ change for the same options); each file records it with its video (split positio
 and a checksum (train/feature_cache.py: atomic writes, verified loads). A damaged or mismatched
 file is refused in one line naming it, and the clip is recomputed and the file rewritten.
 
-Multi-process runs: each process loads and writes the entries of its own rows only; whether a
-step runs the tower is agreed once, at the start (one collective): a step runs it when any process
-misses any of its clips, and the rows that were cached keep their cached features.
+Multi-process runs: each process loads and writes the entries of its own rows only; how many rows
+the tower runs on at each step is agreed once, at the start (one collective): the most new clips
+any process has there, rounded up to a few shapes (`tower_rows`); cached clips are never
+recomputed, and a step where every clip is cached runs no tower at all.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class TrainFeatureCache:
     encode_step: Callable[..., jax.Array]  # (frozen, video) -> (B, T, D), batch-sharded
     batch_sharding: NamedSharding
     first_step: int
-    needs_tower: np.ndarray  # (steps,) bool, the same on every process
+    tower_rows: np.ndarray  # (steps,) local rows the tower runs on (0: none), on every process
     features: dict[tuple[int, int], np.ndarray]  # (split position, epoch) -> (T, D)
     counts: dict[str, int]  # read / written / refused entries, tower_clips (rows through it)
 
@@ -131,7 +132,7 @@ def open_cache(
         encode_step=encode_step,
         batch_sharding=batch_sharding,
         first_step=steps.start,
-        needs_tower=np.zeros(len(steps), bool),
+        tower_rows=np.zeros(len(steps), np.int64),
         features={},
         counts={"read": 0, "written": 0, "refused": 0, "tower_clips": 0},
     )
@@ -141,17 +142,27 @@ def open_cache(
         if features is not None:
             cache.features[clip] = features
     missing = np.asarray(
-        [[clip not in cache.features for clip in zip(p, e)] for p, e in zip(positions, epochs)],
-        bool,
-    ).reshape(positions.shape)  # (steps, rows); no steps left: a finished run evaluated again
-    local = missing.any(axis=1).astype(np.uint8)
-    every = data_input.allgather({"needs": local})["needs"].reshape(count, len(steps))
-    cache.needs_tower = every.any(axis=0)
+        [len({c for c in zip(p, e) if c not in cache.features}) for p, e in zip(positions, epochs)],
+        np.int64,
+    ).reshape(len(steps))  # empty when no step is left (a finished run evaluated again)
+    every = data_input.allgather({"missing": missing})["missing"].reshape(count, len(steps))
+    cache.tower_rows = tower_rows(every.max(axis=0), options.batch_size, batch_sharding)
     log(
         f"{WHAT} {cache.directory}: {len(cache.features)} of this process's {len(clips)} clips "
-        f"cached; the image tower runs at {int(cache.needs_tower.sum())} of {len(steps)} steps"
+        f"cached; the image tower runs at {int((cache.tower_rows > 0).sum())} of {len(steps)} "
+        f"steps, on {int(cache.tower_rows.sum())} rows"
     )
     return cache
+
+
+def tower_rows(missing: np.ndarray, local_batch: int, batch_sharding: NamedSharding) -> np.ndarray:
+    """Rows per process the tower runs on at each step: the most new clips any process has there,
+    rounded up to a power of two times the process's data shards (few shapes to compile; the rows
+    split evenly over the data axis), at most the local batch; 0 where every clip is cached."""
+    shards = max(1, batch_sharding.mesh.shape[mesh_lib.DATA] // jax.process_count())
+    blocks = np.ceil(np.maximum(missing, 1) / shards)
+    rows = shards * 2 ** np.ceil(np.log2(blocks)).astype(np.int64)
+    return np.where(missing > 0, np.minimum(rows, local_batch), 0)
 
 
 def _load(cache: TrainFeatureCache, position: int, epoch: int, log) -> np.ndarray | None:
@@ -173,32 +184,39 @@ def _load(cache: TrainFeatureCache, position: int, epoch: int, log) -> np.ndarra
 def local_frames(
     cache: TrainFeatureCache, frozen: Any, local: dict[str, np.ndarray], step: int
 ) -> np.ndarray:
-    """This process's rows of the batch at `step` as frame features (B, T, D): cached rows read,
-    the others through the image tower (a collective step, run by every process at the same
-    steps) and written. `local` is the train iterator's dict (video, label, mask, index, epoch)."""
+    """This process's rows of the batch at `step` as frame features (B, T, D): cached clips read,
+    the new ones through the image tower (a collective step every process runs at the same steps,
+    on `tower_rows` rows: the new clips, zero-padded) and written. `local` is the train
+    iterator's dict (video, label, mask, index, epoch)."""
     clips = list(zip(local["index"].tolist(), local["epoch"].tolist()))
-    if not cache.needs_tower[step - cache.first_step]:
-        cache.counts["read"] += int(local["mask"].sum())
-        return np.stack([cache.features[clip] for clip in clips])
-    out = cache.encode_step(frozen, mesh_lib.global_batch(local["video"], cache.batch_sharding))
-    frames = np.array(
-        multihost_utils.global_array_to_host_local_array(
-            out, cache.batch_sharding.mesh, cache.batch_sharding.spec
+    computed = {}
+    rows = int(cache.tower_rows[step - cache.first_step])
+    if rows:
+        new = [c for c in dict.fromkeys(clips) if c not in cache.features]
+        if len(new) > rows:
+            raise RuntimeError(f"{WHAT}: {len(new)} new clips at step {step}, planned {rows}")
+        video = np.zeros((rows, *local["video"].shape[1:]), local["video"].dtype)
+        for j, clip in enumerate(new):
+            video[j] = local["video"][clips.index(clip)]
+        out = cache.encode_step(frozen, mesh_lib.global_batch(video, cache.batch_sharding))
+        features = np.asarray(
+            multihost_utils.global_array_to_host_local_array(
+                out, cache.batch_sharding.mesh, cache.batch_sharding.spec
+            )
         )
-    )
-    cache.counts["tower_clips"] += len(clips)
-    for row, clip in enumerate(clips):
-        if clip in cache.features:
-            frames[row] = cache.features[clip]
-            cache.counts["read"] += int(local["mask"][row])
-        elif local["mask"][row]:  # a refilled slot (mask False) holds another row's clip
-            path = entry_path(cache, *clip)
-            arrays = {"features": frames[row]}
-            # No fsync: a file a machine crash cuts short is refused and recomputed next time.
-            feature_cache_lib.save_arrays(path, entry_key(cache, *clip), arrays, durable=False)
-            cache.features[clip] = frames[row]
-            cache.counts["written"] += 1
-    return frames
+        cache.counts["tower_clips"] += rows
+        for j, clip in enumerate(new):
+            computed[clip] = features[j]
+            if any(local["mask"][r] for r, c in enumerate(clips) if c == clip):
+                # A refilled slot (mask False) holds another row's clip: only real ones are kept.
+                # No fsync: a file a machine crash cuts short is refused and recomputed next time.
+                key = entry_key(cache, *clip)
+                arrays = {"features": features[j]}
+                feature_cache_lib.save_arrays(entry_path(cache, *clip), key, arrays, durable=False)
+                cache.features[clip] = features[j]
+                cache.counts["written"] += 1
+    cache.counts["read"] += sum(int(m) for m, c in zip(local["mask"], clips) if c not in computed)
+    return np.stack([computed[c] if c in computed else cache.features[c] for c in clips])
 
 
 def totals(cache: TrainFeatureCache) -> dict[str, Any]:
