@@ -382,3 +382,44 @@ def test_failed_metrics_and_results_writes_keep_the_files_whole(tmp_path, monkey
     assert path.read_text() == '{"step": 3}\n'  # the half line was cut off again
     assert results.read_text() == '{"step": 3}'  # the previous results, whole
     assert sorted(os.listdir(tmp_path)) == ["eval_results.json", "metrics.jsonl"]  # no temp left
+
+
+def _raised(call) -> BaseException:
+    try:
+        call()
+    except Exception as error:  # the exception as the hooks receive it, traceback included
+        return error
+    raise AssertionError("expected an exception")
+
+
+def test_checkpoint_noise_is_told_by_where_it_was_raised_not_by_its_text(monkeypatch):
+    """The log and excepthook filters decide by the raising frame and the error's type: a closed
+    asyncio loop's own error is noise, the same words raised by our code are not; an error record
+    of orbax's writer counts only at ERROR and when raised in orbax code or caused by an OSError."""
+    import asyncio
+    import logging
+
+    monkeypatch.setattr(checkpoint_lib, "_WRITE_FAILED", False)  # no write failed in this process
+    loop = asyncio.new_event_loop()
+    loop.close()
+    closed = _raised(lambda: loop.call_soon(print))
+
+    def ours():
+        raise RuntimeError("Event loop is closed")
+
+    assert checkpoint_lib._is_closed_loop_noise(closed)
+    assert not checkpoint_lib._is_closed_loop_noise(_raised(ours))
+
+    def record(level, error):
+        info = (type(error), error, error.__traceback__) if error else None
+        return logging.LogRecord("absl", level, "/x/orbax/checkpoint/a.py", 1, "m", (), info)
+
+    def os_caused():
+        try:
+            raise OSError(27, "File too large")
+        except OSError as error:
+            raise ValueError("wrapped") from error
+
+    assert checkpoint_lib._is_write_failure_noise(record(logging.ERROR, _raised(os_caused)))
+    assert not checkpoint_lib._is_write_failure_noise(record(logging.ERROR, _raised(ours)))
+    assert not checkpoint_lib._is_write_failure_noise(record(logging.WARNING, _raised(os_caused)))

@@ -21,7 +21,7 @@ from motion_clip_jax.inference.run import PredictError, RunInfo, read_run
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.video_clip import build_model, check_tree_shapes, init_trainable
-from motion_clip_jax.train.checkpoint import quiet_read_noise
+from motion_clip_jax.train.checkpoint import note_read_failure, quiet_read_noise
 
 
 @dataclasses.dataclass
@@ -62,6 +62,7 @@ def restore_trainable(workdir: str, step: int) -> dict:
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
         state = manager.restore(step, args=args)["state"]
     except Exception as error:  # damaged files: orbax and tensorstore raise many kinds
+        note_read_failure()
         raise PredictError(
             f"checkpoint {directory}/{step} does not restore ({first_line(error)}); "
             "pass --step with an older one"

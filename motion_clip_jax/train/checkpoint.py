@@ -72,43 +72,84 @@ def tree_differences(stored: Any, expected: Any, limit: int = 3) -> list[str]:
 _QUIET_READS = False  # the hooks below are installed once per process
 
 
+def _innermost_frame(error: BaseException | None) -> tuple[str, str]:
+    """(module, function) of the frame that raised `error`; ("", "") without a traceback."""
+    tb = error.__traceback__ if error is not None else None
+    if tb is None:
+        return "", ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__", ""), tb.tb_frame.f_code.co_name
+
+
+def _is_closed_loop_noise(error: BaseException | None) -> bool:
+    """Raised by asyncio because its loop is closed: decided by where it was raised (the loop's
+    own closed check), not by its message."""
+    module, function = _innermost_frame(error)
+    return (
+        isinstance(error, RuntimeError)
+        and module.startswith("asyncio")
+        and (function == "_check_closed")
+    )
+
+
+def _is_orbax_error(error: BaseException | None) -> bool:
+    return _innermost_frame(error)[0].startswith(("orbax.", "tensorstore"))
+
+
 def quiet_read_noise() -> None:
     """Drops the tracebacks that a failed read leaves behind.
 
     When orbax gives up on a damaged checkpoint, tensorstore's other pending reads still finish on
     its own threads and report to the asyncio loop orbax has already closed: each prints a
-    RuntimeError('Event loop is closed') or an ignored coroutine exception, hundreds of lines in
-    all, after the one-line message that said what failed. Only those two kinds are dropped.
+    RuntimeError from the closed loop, or an ignored exception of orbax's (an exception nobody can
+    catch), hundreds of lines in all, after the one-line message that said what failed. Only
+    those two kinds are dropped: the first wherever it comes from, the second once a read failed.
     """
     global _QUIET_READS
     if _QUIET_READS:
         return
-    noisy = lambda e: (
-        (isinstance(e, RuntimeError) and "Event loop is closed" in str(e))
-        or ("Encountered error while reading array index" in str(e))
-    )
+    noisy = lambda e: _is_closed_loop_noise(e) or (_READ_FAILED and _is_orbax_error(e))
     excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
-    sys.excepthook = lambda t, v, tb: None if noisy(v) else excepthook(t, v, tb)
+    sys.excepthook = lambda t, v, tb: None if _is_closed_loop_noise(v) else excepthook(t, v, tb)
     sys.unraisablehook = lambda u: None if noisy(u.exc_value) else unraisablehook(u)
     _QUIET_READS = True
 
 
-_WRITE_FAILURE_MARKS = ("os_error_code", "No space left", "File too large", "exception=OSError")
+_READ_FAILED = False  # set once a checkpoint failed to restore: its pending reads go on failing
+
+
+def note_read_failure() -> None:
+    """Records that a checkpoint failed to restore (its late errors are noise from now on)."""
+    global _READ_FAILED
+    _READ_FAILED = True
 
 
 _WRITE_FAILED = False  # set once a failed write was reported: orbax's threads go on failing
 
 
+def _caused_by_os_error(error: BaseException | None) -> bool:
+    """Whether `error` or an exception it was raised from/during is an OSError."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, OSError):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 def _is_write_failure_noise(record: std_logging.LogRecord) -> bool:
     """A log record that orbax's writer threads (or asyncio, at exit) leave when a write fails:
-    that failure also reaches `Checkpointer.wait` / `save`, which say it in one line."""
+    that failure also reaches `Checkpointer.wait` / `save`, which say it in one line. Decided by
+    the record's origin and the error's type, never by message text."""
     if "/orbax/" not in record.pathname and record.name != "asyncio":
         return False
-    if _WRITE_FAILED and record.levelno >= std_logging.ERROR:
-        return True
+    if record.levelno < std_logging.ERROR:
+        return False
     error = record.exc_info[1] if record.exc_info else None
-    text = record.getMessage() + (str(error) if error is not None else "")
-    return isinstance(error, OSError) or any(mark in text for mark in _WRITE_FAILURE_MARKS)
+    # After a reported failure, every error record is its echo; before it, the writer threads'
+    # own errors (raised in orbax or tensorstore code, or any OSError) reach save/wait as well.
+    return _WRITE_FAILED or _caused_by_os_error(error) or _is_orbax_error(error)
 
 
 def quiet_write_noise() -> None:
@@ -193,6 +234,7 @@ class Checkpointer:
             except OtherModelError:
                 raise
             except Exception as error:  # damaged files: orbax and tensorstore raise many kinds
+                note_read_failure()
                 log(
                     f"WARNING: checkpoint {step} in {self.directory} does not restore "
                     f"({first_line(error)})"
