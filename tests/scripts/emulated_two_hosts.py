@@ -27,9 +27,16 @@ def main(config_file: str, dataset_dir: str, workdir: str, num_steps: str = "") 
 
     single = data_input.train_iterator
 
-    def two_hosts(config, dataset, start_step):
+    def two_hosts(config, dataset, start_step, undecoded=()):
         shards = [
-            single(config, dataset, start_step, process_index=p, process_count=NUM_HOSTS)
+            single(
+                config,
+                dataset,
+                start_step,
+                process_index=p,
+                process_count=NUM_HOSTS,
+                undecoded=undecoded,
+            )
             for p in range(NUM_HOSTS)
         ]
         for parts in zip(*shards):
