@@ -174,6 +174,7 @@ def tiny_clip_params(**tiny_clip):
 
 def pytest_collection_modifyitems(config, items):
     """The slow checks first, in file order otherwise: xdist hands tests out in this order
-    (`--dist loadgroup`: groups by size, then single tests), so the long ones start early and
-    short ones fill the other worker beside them instead of one long test ending the run alone."""
+    (`--dist loadgroup`, no test grouped: one at a time as a worker frees up), so the long ones
+    start early and short ones fill the other worker beside them instead of one long test ending
+    the run alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

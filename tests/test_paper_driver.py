@@ -150,9 +150,6 @@ AGGREGATED = [
     ("table2", []),
     ("table5", ["--draws", "2", "--choose_lr", "1e-3,1e-2", *FEW_SHOT]),
 ]
-# All tests of this file on one xdist worker (--dist loadgroup): the trained root is built
-# while the other worker runs the rest of the suite.
-pytestmark = pytest.mark.xdist_group("paper_driver")
 
 
 def split_flags(flags: list[str]) -> tuple[list[str], list[str]]:
