@@ -355,7 +355,9 @@ def _element_factory(records, clip_fn, extras_fn, video_shape, options: Pipeline
         def located_record(q, i):
             q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
             where = tf.data.Dataset.from_tensors((q, i))
-            return tf.data.Dataset.zip(where, read(i)).map(graph_fn(lambda qi, s: (qi[0], qi[1], s)))
+            return tf.data.Dataset.zip(where, read(i)).map(
+                graph_fn(lambda qi, s: (qi[0], qi[1], s))
+            )
 
         serialized = positions.interleave(graph_fn(located_record), **parallel)
         return serialized.map(
