@@ -26,9 +26,10 @@ TINY_CLIP = dict(vision_layers=1, transformer_layers=2)
 CLASSES = ["run", "brush hair", "apply eye makeup", "ride a horse in the park at dusk", "jump"]
 BATCH = 3
 PREFIX = 1 + 5  # SOT + H context slots of the default phrase
-# Every variant with learned context; "custom" is how a combination no variant names is set.
+# Both kinds of learned context: per-video motion-aware prompts (the full model's MAP; mmb_map
+# differs from it only after the text tower, in the MCB) and one learned context for every video
+# ("custom" is how a combination no variant names is set).
 PROMPT_VARIANTS = {
-    "mmb_map": ("mmb_map", {}),
     "full": ("full", {}),
     "learned": ("custom", {"prompts": "learned"}),
 }

@@ -1,8 +1,8 @@
-"""Runs a few train steps of a tiny model on each given mesh and optimizer; saves losses and the
+"""Runs a few train steps of a tiny model for each given optimizer and mesh; saves losses and the
 final train state (npz, one file per <optimizer>_<data>x<model>[_accum<N>]).
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scripts/sharded_steps.py \
-      --meshes 1x1,4x2,4x2/2 --optimizers sgd,adamw --out runs
+      --runs sgd@1x1,sgd@4x2,adamw@4x2/2 --out runs
 
 A mesh `DxM/N` runs each step's batch as N micro-batches (config.train.grad_accum_steps).
 """
@@ -34,21 +34,20 @@ def model_config():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--meshes", default="1x1,4x2", help="data x model sizes")
-    parser.add_argument("--optimizers", default="sgd", help="sgd and/or adamw")
+    parser.add_argument("--runs", default="sgd@1x1,sgd@4x2", help="OPTIMIZER@DxM[/N], ...")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8, help="global batch")
     parser.add_argument("--out", required=True, help="directory for <data>x<model>.npz")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     parts = init_video_clip(model_config(), rng=0)  # once: every run starts from these
-    for name in args.optimizers.split(","):
-        for spec in args.meshes.split(","):
-            shape, _, accum = spec.partition("/")
-            data, model = (int(x) for x in shape.split("x"))
-            tag = f"{name}_{shape}" + (f"_accum{accum}" if accum else "")
-            out = os.path.join(args.out, f"{tag}.npz")
-            run(data, model, name, args.steps, out, args.batch, int(accum or 1), parts)
+    for spec in args.runs.split(","):
+        name, _, mesh = spec.partition("@")
+        shape, _, accum = mesh.partition("/")
+        data, model = (int(x) for x in shape.split("x"))
+        tag = f"{name}_{shape}" + (f"_accum{accum}" if accum else "")
+        out = os.path.join(args.out, f"{tag}.npz")
+        run(data, model, name, args.steps, out, args.batch, int(accum or 1), parts)
 
 
 def run(
