@@ -1,6 +1,6 @@
 """Two processes (jax.distributed on localhost, CPU collectives) against one process, and
 preemption: SIGTERM to one of the two processes stops both at the same step; rerunning resumes
-bitwise."""
+and ends where one process ends."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 from .conftest import REPO_ROOT, restore_train_state
 
@@ -35,47 +37,23 @@ def trainable(workdir, step=NUM_STEPS):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    dataset_dir = str(tmp_path / "data" / "synthetic_motion")
+    """Two processes, SIGTERM to one of them at a random moment: both stop at one step with a
+    checkpoint; rerun, they end where one process fed the same global batches ends (1e-5; CPU
+    collectives sum in another order), and evaluate every test video once, alike. (That a resumed
+    run is bitwise the uninterrupted one is tests/test_resume.py's, on one process.)"""
+    dataset_dir = DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
     reference = tmp_path / "one_process"
     out = subprocess.run(
-        [
-            sys.executable,
-            "tests/scripts/emulated_two_hosts.py",
-            CONFIG,
-            dataset_dir,
-            str(reference),
-            str(NUM_STEPS),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        [sys.executable, "tests/scripts/emulated_two_hosts.py", CONFIG, dataset_dir,
+         str(reference), str(NUM_STEPS)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
 
+    # Preemption: SIGTERM to process 1 alone, at a random moment after the first checkpoint.
     workdir = tmp_path / "two_processes"
     procs = two_processes(workdir, dataset_dir)
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_stdout, stderr) in zip(procs, outputs):
-        assert p.returncode == 0, stderr[-3000:]
-    assert "2 process(es)" in outputs[0][0]
-
-    got, expected = trainable(workdir), trainable(reference)
-    assert set(got) == set(expected)
-    a = np.concatenate([got[k].ravel() for k in expected])
-    b = np.concatenate([expected[k].ravel() for k in expected])
-    assert np.abs(a - b).max() / np.abs(b).max() < 1e-5
-
-    # Evaluation: every test video counted once across the two processes; same predictions.
-    results = [json.load(open(w / "eval_results.json")) for w in (workdir, reference)]
-    view = results[0]["main/single_view"]
-    assert view["num_videos"] == results[1]["main/single_view"]["num_videos"] == 16
-    assert view["confusion_matrix"] == results[1]["main/single_view"]["confusion_matrix"]
-
-    # Preemption: SIGTERM to process 1 alone, at a random moment after the first checkpoint.
-    preempted = tmp_path / "preempted"
-    procs = two_processes(preempted, dataset_dir)
-    steps_dir = preempted / "checkpoints"
+    steps_dir = workdir / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and all(p.poll() is None for p in procs):
         if steps_dir.is_dir() and any(n.isdigit() for n in os.listdir(steps_dir)):
@@ -85,19 +63,26 @@ def test_two_processes_match_one(tmp_path):
     procs[1].send_signal(signal.SIGTERM)
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [143, 143], [o[1][-2000:] for o in outputs]
+    assert "2 process(es)" in outputs[0][0]
     stopped = re.search(r"checkpoint saved at step (\d+)", outputs[0][0])
     assert stopped and int(stopped[1]) < NUM_STEPS, outputs[0][0][-2000:]
-    procs = two_processes(preempted, dataset_dir)
+    procs = two_processes(workdir, dataset_dir)
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
     assert f"Resumed from step {stopped[1]}" in outputs[0][0]
-    resumed, uninterrupted = (
-        restore_train_state(preempted, NUM_STEPS),
-        restore_train_state(workdir, NUM_STEPS),
-    )
-    assert set(resumed) == set(uninterrupted)
-    for key in uninterrupted:
-        assert np.array_equal(resumed[key], uninterrupted[key]), key
+
+    got, expected = trainable(workdir), trainable(reference)
+    assert set(got) == set(expected)
+    a = np.concatenate([got[k].ravel() for k in expected])
+    b = np.concatenate([expected[k].ravel() for k in expected])
+    assert np.abs(a - b).max() / np.abs(b).max() < 1e-5
+    # A resume that replayed or skipped a batch would be far outside: the last three steps, at
+    # the schedule's smallest rates, move the parameters by 1.3e-3 of the largest (measured).
+    # Evaluation: every test video counted once across the two processes; same predictions.
+    results = [json.load(open(w / "eval_results.json")) for w in (workdir, reference)]
+    view = results[0]["main/single_view"]
+    assert view["num_videos"] == results[1]["main/single_view"]["num_videos"] == 16
+    assert view["confusion_matrix"] == results[1]["main/single_view"]["confusion_matrix"]
 
 
 def test_two_processes_refuse_a_locked_workdir_together(tmp_path):

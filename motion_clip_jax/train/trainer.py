@@ -375,8 +375,8 @@ def place_on_mesh(parts: ModelParts, tx: optax.GradientTransformation, mesh: Mes
     state_shardings = jax.tree_util.tree_map(lambda _: replicated, state)
     frozen_shardings = mesh_lib.param_shardings(parts.frozen, mesh)
     return Placed(
-        jax.device_put(state, state_shardings),
-        jax.device_put(parts.frozen, frozen_shardings),
+        mesh_lib.put_on_mesh(state, state_shardings),
+        mesh_lib.put_on_mesh(parts.frozen, frozen_shardings),
         state_shardings,
         frozen_shardings,
     )
@@ -481,8 +481,9 @@ def make_eval_set(
     name: str, dataset: data_input.Dataset, model_config: ml_collections.ConfigDict, mesh: Mesh
 ) -> EvalSet:
     """The set with its class prompt tokens, replicated on the mesh."""
-    tokens, eos = jax.device_put(
-        class_prompt_tokens(model_config, dataset.class_names), mesh_lib.replicated(mesh)
+    replicated = mesh_lib.replicated(mesh)
+    tokens, eos = mesh_lib.put_on_mesh(
+        class_prompt_tokens(model_config, dataset.class_names), (replicated, replicated)
     )
     return EvalSet(name, dataset, tokens, eos)
 
