@@ -18,6 +18,7 @@ from motion_clip_jax.data import pipeline
 from motion_clip_jax.train import data_input, trainer
 from motion_clip_jax.train import feature_cache as cache_lib
 from motion_clip_jax.train.optim import make_optimizer
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 from .conftest import REPO_ROOT, tiny_config
 from .test_multiprocess import free_port
@@ -250,7 +251,7 @@ def test_the_trainer_refuses_a_truncated_entry(setup, tmp_path):
 def test_two_processes_on_a_sharded_mesh(tmp_path):
     """Two processes x 2 CPU devices, mesh data 2 x model 2 (frozen CLIP split over `model`): the
     plain path, then the cache written (each process its own entry), then read."""
-    dataset_dir, cache_dir = str(tmp_path / "synthetic_motion"), tmp_path / "cache"
+    dataset_dir, cache_dir = DEFAULT_DATASET_DIR, tmp_path / "cache"  # the shared tiny dataset
     out, port = tmp_path / "scores.npz", free_port()
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     script = "tests/scripts/feature_cache_two_hosts.py"

@@ -85,7 +85,7 @@ def signal_after_first_checkpoint(workdir, dataset_dir, signum) -> tuple[subproc
 
 @pytest.mark.slow
 def test_kill_and_resume_is_bitwise_exact(tmp_path):
-    dataset_dir = str(tmp_path / "data" / "synthetic_motion")
+    dataset_dir = DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
     reference = tmp_path / "uninterrupted"
     out = run(reference, dataset_dir)
     assert out.returncode == 0, out.stderr[-3000:]
