@@ -99,6 +99,24 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(SHARED_ROOT / "xla_cache"
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 
+# The suite's programs are tiny and most run a few steps: LLVM's optimisation passes cost more
+# CPU than they save (measured: the demo test 62 -> 40 s, prefix-sharing checks 44 -> 27 s).
+# Bitwise checks compare runs compiled alike; the run-heavy short CLIP pretraining asks for
+# optimised code (`xla_env(optimized=True)`, in a process of its own).
+UNOPTIMIZED = "--xla_backend_optimization_level=0"
+_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+os.environ["XLA_FLAGS"] = f"{_XLA_FLAGS} {UNOPTIMIZED}".strip()
+
+
+def xla_env(fake_devices: int = 0, optimized: bool = False) -> dict[str, str]:
+    """The environment for a test's subprocess: `fake_devices` CPU devices, the suite's XLA
+    optimisation level unless `optimized`."""
+    flags = [_XLA_FLAGS] + ([] if optimized else [UNOPTIMIZED])
+    if fake_devices:
+        flags.append(f"--xla_force_host_platform_device_count={fake_devices}")
+    return dict(os.environ, XLA_FLAGS=" ".join(f for f in flags if f))
+
+
 _SOURCE_DIRS = ("motion_clip_jax", "configs", "data_prep")
 
 

@@ -20,7 +20,7 @@ from motion_clip_jax.train import feature_cache as cache_lib
 from motion_clip_jax.train.optim import make_optimizer
 from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
-from .conftest import REPO_ROOT, tiny_config
+from .conftest import REPO_ROOT, tiny_config, xla_env
 from .test_multiprocess import free_port
 
 
@@ -253,7 +253,7 @@ def test_two_processes_on_a_sharded_mesh(tmp_path):
     plain path, then the cache written (each process its own entry), then read."""
     dataset_dir, cache_dir = DEFAULT_DATASET_DIR, tmp_path / "cache"  # the shared tiny dataset
     out, port = tmp_path / "scores.npz", free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = xla_env(fake_devices=2)
     script = "tests/scripts/feature_cache_two_hosts.py"
     procs = [
         subprocess.Popen(

@@ -2,7 +2,6 @@
 against the plain path that runs every prompt row in full: features, logits, gradients, FLOPs."""
 
 import functools
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from motion_clip_jax.models import cost
 from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import video_clip as video_lib
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, xla_env
 
 # Two text blocks, so a wrong pairing of blocks and prefix keys/values shows; one vision block
 # (the image tower is not used: the model runs on frame features).
@@ -196,7 +195,7 @@ def test_shortcut_computes_fewer_flops(text_context):
 
 def test_shortcut_on_frozen_weights_sharded_over_a_model_axis(tmp_path):
     """4 fake CPU devices: sharded shortcut vs one-device plain path (tests/scripts)."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = xla_env(fake_devices=4)
     out = subprocess.run(
         [sys.executable, "tests/scripts/prefix_sharing_sharded.py"],
         cwd=REPO_ROOT,

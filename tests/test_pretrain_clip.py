@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +18,7 @@ from motion_clip_jax.core.tokenizer import tokenize
 from motion_clip_jax.models.clip import CLIP, clip_config
 from motion_clip_jax.synthetic import pretrain_clip, probe, world
 
-from .conftest import random_tiny_clip
+from .conftest import REPO_ROOT, random_tiny_clip, xla_env
 
 # A short run (about 15 s here) at 16 px (2x2 patches): the same code as the 32 px default, 3x
 # cheaper per step. 1,200 steps leave the loss plateau a fresh CLIP sits on and learn position;
@@ -37,12 +40,17 @@ def random_clip_16px():
 
 
 @pytest.fixture(scope="module")
-def short_run():
-    history = []
-    config, params = pretrain_clip.pretrain_tiny_clip(
-        seed=0, log_fn=None, log_every=100, history=history, **SHORT
-    )
-    return CLIP(config), {"params": params}, history
+def short_run(tmp_path_factory):
+    """(CLIP module, variables, loss history) of the SHORT pretraining (seed 0), run in a process
+    of its own with optimised code (tests/scripts/short_pretraining.py)."""
+    folder = tmp_path_factory.mktemp("short_run")
+    out, history = folder / "clip.msgpack", folder / "history.json"
+    command = [sys.executable, "tests/scripts/short_pretraining.py", json.dumps(SHORT)]
+    done = subprocess.run([*command, str(out), str(history)], cwd=REPO_ROOT,
+                          env=xla_env(optimized=True), capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    module, variables = flax_file.load_clip(out)
+    return module, variables, json.loads(history.read_text())
 
 
 def _heldout_loss(module, variables, n=256, seed=77):

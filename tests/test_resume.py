@@ -17,7 +17,7 @@ import pytest
 
 from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
-from .conftest import REPO_ROOT, restore_train_state
+from .conftest import REPO_ROOT, restore_train_state, xla_env
 
 CONFIG = "tests/configs/tiny_synthetic.py"
 NUM_STEPS = 30  # checkpoints every 3 steps
@@ -168,7 +168,7 @@ def test_resume_with_the_training_feature_cache_on_8_devices(tmp_path):
     saving step 6 and resumed (the clips written before the kill are read back), the step-12
     state equals an uninterrupted cached run's bitwise. (That a cached run ends where a plain one
     ends is tested in tests/test_train_feature_cache.py, on one device.)"""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env = xla_env(fake_devices=8)
     dataset_dir = DEFAULT_DATASET_DIR
     overrides = ("--config.train.num_steps=12", "--config.mesh.model=2")
     reference = tmp_path / "uninterrupted"

@@ -5,14 +5,13 @@ state of AdamW on the sharded, accumulated step. One process runs them all
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, xla_env
 
 # OPTIMIZER@DxM[/N]: a data x model mesh, each step's batch in N micro-batches.
 RUNS = {
@@ -26,7 +25,7 @@ TAGS = {"4x2": "4x2", "8x1": "8x1", "1x1/4": "1x1_accum4", "4x2/2": "4x2_accum2"
 def test_meshes_and_micro_batches_match_the_whole_batch_on_one_device(tmp_path):
     """4 steps of batch 16 from one initial state: every leaf of the final train state (params
     and optimiser state) and every step's loss agree with the whole batch on one device."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env = xla_env(fake_devices=8)
     runs = ",".join(f"{opt}@{mesh}" for opt, meshes in RUNS.items() for mesh in meshes)
     command = [sys.executable, "tests/scripts/sharded_steps.py", "--runs", runs]
     command += ["--steps", "4", "--batch", "16", "--out", tmp_path]
