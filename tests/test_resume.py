@@ -64,9 +64,11 @@ def complete_steps(workdir):
     return sorted(int(n) for n in os.listdir(ckpt) if n.isdigit())
 
 
-def signal_after_first_checkpoint(workdir, dataset_dir, signum) -> tuple[subprocess.Popen, float]:
-    """Starts the trainer, waits for its first complete checkpoint, then sends `signum` after a
-    random delay (so at a random step) -> (the process, the delay)."""
+def signal_after_checkpoint(
+    workdir, dataset_dir, signum, after=0
+) -> tuple[subprocess.Popen, float]:
+    """Starts (or resumes) the trainer, waits for a complete checkpoint past step `after`, then
+    sends `signum` after a random delay (so at a random step) -> (the process, the delay)."""
     proc = subprocess.Popen(
         main_command(workdir, dataset_dir),
         cwd=REPO_ROOT,
@@ -75,7 +77,9 @@ def signal_after_first_checkpoint(workdir, dataset_dir, signum) -> tuple[subproc
         text=True,
     )
     deadline = time.time() + 300
-    while not complete_steps(workdir) and time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline and proc.poll() is None:
+        if complete_steps(workdir) and complete_steps(workdir)[-1] > after:
+            break
         time.sleep(0.05)
     delay = np.random.default_rng().uniform(0, 0.5)
     time.sleep(delay)
@@ -85,6 +89,9 @@ def signal_after_first_checkpoint(workdir, dataset_dir, signum) -> tuple[subproc
 
 @pytest.mark.slow
 def test_kill_and_resume_is_bitwise_exact(tmp_path):
+    """One run interrupted three ways in turn, each start resuming the last: SIGKILL at a random
+    step, SIGKILL while a checkpoint is written, SIGTERM (preemption) at a random moment; the
+    last start ends bitwise where an uninterrupted run ends."""
     dataset_dir = DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
     reference = tmp_path / "uninterrupted"
     out = run(reference, dataset_dir)
@@ -94,7 +101,7 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
 
     workdir = tmp_path / "interrupted"
     # 1. SIGKILL at a random moment after the first checkpoint is complete.
-    proc, delay = signal_after_first_checkpoint(workdir, dataset_dir, signal.SIGKILL)
+    proc, delay = signal_after_checkpoint(workdir, dataset_dir, signal.SIGKILL)
     proc.communicate(timeout=300)
     killed_at = complete_steps(workdir)
     assert killed_at and killed_at[-1] < NUM_STEPS, (killed_at, delay)
@@ -103,30 +110,26 @@ def test_kill_and_resume_is_bitwise_exact(tmp_path):
     next_save = (killed_at[-1] // 3 + 1) * 3
     out = run(workdir, dataset_dir, kill_during_save=next_save)
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
-    assert complete_steps(workdir)[-1] < next_save  # the half-written one does not count
+    resumed_at = complete_steps(workdir)[-1]
+    assert resumed_at < next_save  # the half-written one does not count
 
-    # 3. Resume to the end.
+    # 3. Resume; preemption: SIGTERM at a random moment saves a checkpoint where it stops and
+    # exits 143.
+    proc, _ = signal_after_checkpoint(workdir, dataset_dir, signal.SIGTERM, after=resumed_at)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, (proc.returncode, stderr[-3000:])
+    assert f"Resumed from step {resumed_at}" in stdout
+    stopped = int(re.search(r"Preempted \(SIGTERM\): checkpoint saved at step (\d+)", stdout)[1])
+    assert stopped < NUM_STEPS and complete_steps(workdir)[-1] == stopped, stdout[-2000:]
+    assert "Traceback" not in stderr
+
+    # 4. Resume to the end.
     out = run(workdir, dataset_dir)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "Resumed from step" in out.stdout
+    assert f"Resumed from step {stopped}" in out.stdout
     got, step = final_params(workdir)
     assert step == NUM_STEPS
     assert set(got) == set(expected)
-    for key in expected:
-        assert np.array_equal(got[key], expected[key]), key
-
-    # 4. Preemption: SIGTERM at a random moment saves a checkpoint where it stops, exits 143.
-    preempted = tmp_path / "preempted"
-    proc, _ = signal_after_first_checkpoint(preempted, dataset_dir, signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143, (proc.returncode, stderr[-3000:])
-    stopped = int(re.search(r"Preempted \(SIGTERM\): checkpoint saved at step (\d+)", stdout)[1])
-    assert stopped < NUM_STEPS and complete_steps(preempted)[-1] == stopped, stdout[-2000:]
-    assert "Traceback" not in stderr
-    out = run(preempted, dataset_dir)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"Resumed from step {stopped}" in out.stdout
-    got, _ = final_params(preempted)
     for key in expected:
         assert np.array_equal(got[key], expected[key]), key
 
