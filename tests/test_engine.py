@@ -18,13 +18,14 @@ from motion_clip_jax.experiments.summarize import summarize
 from motion_clip_jax.train import data_input, trainer
 from motion_clip_jax.train.config import base_config, validate_config
 from motion_clip_jax.train.evaluate import classification_metrics, pair_accuracy
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 from .conftest import REPO_ROOT, load_config_file, restore_train_state, tiny_config
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("engine") / "synthetic_motion")
+def dataset_dir():
+    return DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
 
 
 def test_config_errors_name_the_field(tmp_path):

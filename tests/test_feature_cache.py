@@ -38,7 +38,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Setup:
     root = tmp_path_factory.mktemp("feature_cache")
-    config = tiny_config(str(root / "synthetic_motion"))
+    config = tiny_config(DEFAULT_DATASET_DIR)  # the session's shared tiny dataset
     config.eval.multiview = True
     workdir = str(root / "workdir")
     os.makedirs(workdir)

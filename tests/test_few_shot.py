@@ -14,6 +14,7 @@ import pytest
 from data_prep import few_shot_lists
 from motion_clip_jax.data import few_shot_draw, pipeline, source
 from motion_clip_jax.synthetic import world
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -176,7 +177,7 @@ def test_a_few_shot_run_evaluates_its_held_out_validation_videos(tmp_path):
 
     from .conftest import tiny_config
 
-    config = tiny_config(str(tmp_path / "synthetic_motion"))
+    config = tiny_config(DEFAULT_DATASET_DIR)  # the session's shared tiny dataset
     config.data.few_shot_k, config.data.few_shot_seed = 2, 1
     config.eval.validation_per_class = 3  # 48 train videos: 6 per class = k + 3 + 1 spare
     config.train.num_steps = 2

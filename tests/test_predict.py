@@ -29,6 +29,7 @@ from motion_clip_jax.inference import video as inference_video
 from motion_clip_jax.pytorch import export as export_torch
 from motion_clip_jax.synthetic import world
 from motion_clip_jax.train import trainer
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 from .conftest import REPO_ROOT, restore_train_state
 from .test_data_prep import write_video
@@ -126,7 +127,7 @@ def trained(tmp_path_factory):
     The frozen CLIP the trainer really used is recorded on the way (it is random, saved by the
     trainer as random_clip.msgpack): the export must hold exactly it."""
     root = tmp_path_factory.mktemp("predict")
-    config = tiny_config(str(root / "synthetic_motion"))
+    config = tiny_config(DEFAULT_DATASET_DIR)  # the session's shared tiny dataset
     config.train.num_steps = 3
     config.eval.single_view = False
     workdir = str(root / "run")

@@ -20,6 +20,7 @@ from motion_clip_jax.pytorch import export
 from motion_clip_jax.train import checkpoint as checkpoint_lib
 from motion_clip_jax.train import trainer
 from motion_clip_jax.train import workdir as workdir_lib
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
 
 from .conftest import REPO_ROOT, restore_train_state, tiny_config
 
@@ -53,7 +54,7 @@ def _recorded(workdir):
 def trained(tmp_path_factory):
     """A tiny run of 6 steps (checkpoints 3 and 6) and a copy of its final state."""
     root = tmp_path_factory.mktemp("workdir")
-    config = tiny_config(str(root / "data" / "synthetic_motion"))
+    config = tiny_config(DEFAULT_DATASET_DIR)  # the session's shared tiny dataset
     config.train.num_steps = 6
     config.eval.single_view = False
     workdir = root / "run"
