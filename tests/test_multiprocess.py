@@ -16,12 +16,13 @@ import time
 import numpy as np
 import pytest
 
-from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR
+from tests.configs.tiny_synthetic import DEFAULT_DATASET_DIR, get_config
 
 from .conftest import REPO_ROOT, restore_train_state
 
 CONFIG = "tests/configs/tiny_synthetic.py"
 NUM_STEPS = 24  # checkpoints every 3 steps
+BATCH = get_config().train.batch_size  # global
 
 
 def free_port() -> int:
@@ -37,22 +38,17 @@ def trainable(workdir, step=NUM_STEPS):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    """Two processes, SIGTERM to one of them at a random moment: both stop at one step with a
-    checkpoint; rerun, they end where one process fed the same global batches ends (1e-5; CPU
-    collectives sum in another order), and evaluate every test video once, alike. (That a resumed
-    run is bitwise the uninterrupted one is tests/test_resume.py's, on one process.)"""
+    """Two processes with the training feature cache, SIGTERM to one of them at a random moment:
+    both stop at one step with a checkpoint; rerun, they end where one process fed the same global
+    batches ends (1e-5; CPU collectives sum in another order), and evaluate every test video once,
+    alike. The one process reads every training clip's features from the cache the two wrote,
+    each process its own rows. (That a resumed run is bitwise the uninterrupted one is
+    tests/test_resume.py's, on one process; that a cached run ends where a plain one ends,
+    tests/test_train_feature_cache.py's.)"""
     dataset_dir = DEFAULT_DATASET_DIR  # the session's shared tiny dataset (written once)
-    reference = tmp_path / "one_process"
-    out = subprocess.run(
-        [sys.executable, "tests/scripts/emulated_two_hosts.py", CONFIG, dataset_dir,
-         str(reference), str(NUM_STEPS)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-
-    # Preemption: SIGTERM to process 1 alone, at a random moment after the first checkpoint.
+    cache_dir = tmp_path / "feature_cache"
     workdir = tmp_path / "two_processes"
-    procs = two_processes(workdir, dataset_dir)
+    procs = two_processes(workdir, dataset_dir, f"--config.train.feature_cache_dir={cache_dir}")
     steps_dir = workdir / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and all(p.poll() is None for p in procs):
@@ -66,10 +62,24 @@ def test_two_processes_match_one(tmp_path):
     assert "2 process(es)" in outputs[0][0]
     stopped = re.search(r"checkpoint saved at step (\d+)", outputs[0][0])
     assert stopped and int(stopped[1]) < NUM_STEPS, outputs[0][0][-2000:]
-    procs = two_processes(workdir, dataset_dir)
+    procs = two_processes(workdir, dataset_dir, f"--config.train.feature_cache_dir={cache_dir}")
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
     assert f"Resumed from step {stopped[1]}" in outputs[0][0]
+    counts = json.load(open(workdir / "eval_results.json"))["train_feature_cache"]
+    # The resumed start trains the steps after the checkpoint: new clips, each written once.
+    steps_left = NUM_STEPS - int(stopped[1])
+    assert (counts["read"], counts["written"]) == (0, steps_left * BATCH), counts
+
+    reference = tmp_path / "one_process"
+    out = subprocess.run(
+        [sys.executable, "tests/scripts/emulated_two_hosts.py", CONFIG, dataset_dir,
+         str(reference), str(NUM_STEPS), str(cache_dir)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = json.load(open(reference / "eval_results.json"))["train_feature_cache"]
+    assert (counts["read"], counts["written"], counts["tower_clips"]) == (NUM_STEPS * BATCH, 0, 0)
 
     got, expected = trainable(workdir), trainable(reference)
     assert set(got) == set(expected)
@@ -102,7 +112,7 @@ def test_two_processes_refuse_a_locked_workdir_together(tmp_path):
     assert os.listdir(workdir) == ["trainer.lock"]
 
 
-def two_processes(workdir, dataset_dir) -> list[subprocess.Popen]:
+def two_processes(workdir, dataset_dir, *overrides: str) -> list[subprocess.Popen]:
     """The trainer as two local processes (jax.distributed on localhost), started."""
     port = free_port()
     return [
@@ -117,6 +127,7 @@ def two_processes(workdir, dataset_dir) -> list[subprocess.Popen]:
                 "--config.distributed.num_processes=2",
                 f"--config.distributed.process_id={i}",
                 f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+                *overrides,
             ],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
