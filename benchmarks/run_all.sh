@@ -23,15 +23,15 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # name -> arguments (the settings the docs quote)
 declare -A ARGS=(
   [calibration]=""
-  [clip_towers]="--frames 8,64 --chunks 0,4,8,16 --prompts 16 --repeats 2 --torch_threads 0,1"
+  [clip_towers]="--frames 8,64 --chunks 0,4 --prompts 16 --repeats 2 --torch_threads 0,1"
   [train_step_cost]="--variant full --batch 2 --repeats 3"
   [input_pipeline]="--batches 30 --batch_size 32"
-  [inference]="--batch 8 --frames 8 --classes 51 --repeats 2 --torch_threads 0,1"
+  [inference]="--batch 8 --frames 8 --classes 51 --repeats 2 --torch_threads 0,1 --profile"
 )
 if [[ "${QUICK:-0}" == 1 ]]; then
   ARGS=(
     [calibration]=""
-    [clip_towers]="--frames 2 --chunks 0,1 --prompts 1 --repeats 1"
+    [clip_towers]="--frames 2 --chunks 0,1 --prompts 1 --repeats 1 --torch_threads 0"
     [train_step_cost]="--variant full --batch 1 --repeats 1"
     [input_pipeline]="--batches 2 --batch_size 4 --num_videos 3 --work_dir ${TMPDIR:-/tmp}/mcj_bench_quick"
     [inference]="--batch 1 --frames 2 --classes 3 --repeats 1 --torch_threads 0"
