@@ -10,8 +10,9 @@ the previous candidate's thread pool go idle; the call is timed in the candidate
 
 A candidate is a function `build(**kwargs) -> (call, info)` named "module:function": `call()`
 returns its output as NumPy (so it has finished), `info` is a JSON-able dict about it (parameters,
-FLOPs; a PyTorch candidate also its thread count). The builder module is imported in the candidate's process only, so a script that compares
-JAX with PyTorch imports neither at its top level.
+FLOPs; a PyTorch candidate also its thread count). The builder module is imported in the
+candidate's process only, so a script that compares JAX with PyTorch imports neither at its top
+level.
 """
 
 from __future__ import annotations

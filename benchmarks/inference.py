@@ -85,7 +85,8 @@ def main() -> None:
 
 
 def thread_label(n: str) -> str:
-    """'threads=default' for 0 (torch's own count, reported in the candidate's info), else the count."""
+    """'threads=default' for 0 (torch's own count: the candidate's info reports it), else the
+    count."""
     return f"threads={'default' if n == '0' else n}"
 
 
@@ -93,10 +94,11 @@ def print_profile(results: dict, parts: list[Candidate], batch: int, matmul: flo
     """Each stage's time, share of the stages' sum, FLOPs share and rate."""
     total_s = sum(results[p.name].best_s for p in parts)
     total_flops = sum(results[p.name].info["gflops"] for p in parts)
+    whole = results["ours"].best_s
     print(
-        f"our stages, each jitted alone (sum {total_s:.2f} s/batch against {results['ours'].best_s:.2f} "
-        f"for the whole program):"
+        f"our stages, each jitted alone (sum {total_s:.2f} s/batch against {whole:.2f} for the one"
     )
+    print("program):")
     for p in parts:
         r = results[p.name]
         gflops = r.info["gflops"]
