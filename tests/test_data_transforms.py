@@ -88,6 +88,37 @@ def test_resize_antialiases_only_large_shrinks():
     np.testing.assert_array_equal(same, stripes[:, :24, :24])  # no shrink: unchanged
 
 
+@pytest.mark.parametrize(
+    "box", [[3, 9, 24, 24], [5, 10, 30, 40], [0, 4, 48, 48]], ids=["same", "bilinear", "antialias"]
+)
+def test_decode_crop_resize_equals_the_frame_by_frame_steps(box):
+    """Window decoding and the resize kind gives the bits of decoding each whole frame, slicing
+    the window and resizing it as `resize` documents, eager and traced alike."""
+    rng = np.random.default_rng(1)
+    images = [_gradient(48, 64), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)]
+    jpegs = tf.constant([_jpeg(image) for image in images])
+    y, x, h, w = box
+    kind = "same" if (h, w) == (24, 24) else "antialias" if max(h, w) * 2 > 24 * 3 else "bilinear"
+    expected = []
+    for jpeg in jpegs:
+        window = tf.cast(tf.io.decode_jpeg(jpeg, channels=3)[y : y + h, x : x + w], tf.float32)
+        if kind != "same":
+            window = tf.image.resize(window, [24, 24], "bilinear", antialias=kind == "antialias")
+        expected.append(window.numpy())
+    call = lambda: transforms.decode_crop_resize(jpegs, tf.constant(box), 24)  # noqa: E731
+    for got in (call(), tf.function(call)()):
+        np.testing.assert_array_equal(got.numpy(), np.stack(expected))
+
+
+def test_resize_traces_for_a_known_shape_of_another_size():
+    """A static input shape must not be asserted inside the untaken as-it-is branch."""
+    traced = tf.function(lambda frames: transforms.resize(frames, 24))
+    frames = np.random.default_rng(0).uniform(0, 255, (2, 30, 40, 3)).astype(np.float32)
+    got = traced(tf.constant(frames))
+    assert got.shape == (2, 24, 24, 3)
+    np.testing.assert_array_equal(got.numpy(), transforms.resize(tf.constant(frames), 24).numpy())
+
+
 def test_random_flip_mirrors_all_frames_together():
     frames = tf.constant(np.random.default_rng(0).uniform(0, 255, (3, 4, 5, 3)), tf.float32)
     outcomes = set()

@@ -119,8 +119,11 @@ def resize(frames: tf.Tensor, crop_size: int) -> tf.Tensor:
         )
 
     same = tf.logical_and(tf.equal(height, crop_size), tf.equal(width, crop_size))
-    out_shape = frames.shape[:-3].concatenate([crop_size, crop_size, frames.shape[-1]])
-    return tf.cond(same, lambda: tf.ensure_shape(frames, out_shape), bilinear)
+    # No shape assertion inside the branch: traced with a known shape of another size, the
+    # untaken branch would fail. The two branches' shapes merge to the common one.
+    resized = tf.cond(same, lambda: frames, bilinear)
+    resized.set_shape(frames.shape[:-3].concatenate([crop_size, crop_size, frames.shape[-1]]))
+    return resized
 
 
 def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
