@@ -43,36 +43,50 @@ def _flops(lowered) -> float:
 # --- End to end: our full model and X-CLIP -------------------------------------------------------
 
 
-def ours_config(frames: int, image_chunk_frames: int = -1):
-    """Our full model's config at T = `frames` (motion gap s = 4 where T allows it)."""
+def ours_config(frames: int, image_chunk_frames: int = -1, text_suffix_groups: int | None = None):
+    """Our full model's config at T = `frames` (motion gap s = 4 where T allows it); None: the
+    default `text_suffix_groups`."""
     from motion_clip_jax.models import model_config as config_lib
 
+    groups = {} if text_suffix_groups is None else {"text_suffix_groups": text_suffix_groups}
     return config_lib.model_config(
         "full", num_frames=frames, motion_step=min(4, frames - 1),
-        image_chunk_frames=image_chunk_frames,
+        image_chunk_frames=image_chunk_frames, **groups,
     )  # fmt: skip
 
 
-def _ours_model(frames: int, image_chunk_frames: int = -1):
+def _ours_model(
+    frames: int, classes: int, image_chunk_frames: int = -1, text_suffix_groups: int | None = None
+):
+    """(config, the module for the first K HMDB-51 classes as predict builds it, params, ids,
+    eos)."""
     from motion_clip_jax.models import params as params_lib
     from motion_clip_jax.models import video_clip as video_lib
 
-    config = ours_config(frames, image_chunk_frames)
+    config = ours_config(frames, image_chunk_frames, text_suffix_groups)
     model, trainable, frozen = video_lib.init_video_clip(config, 0)
-    return config, model, params_lib.merge_params(trainable, frozen)
+    ids, eos = class_prompts(config, classes)
+    model = video_lib.for_classes(model, eos)
+    return config, model, params_lib.merge_params(trainable, frozen), ids, eos
 
 
-def _unchunked(config):
+def _unchunked(config, eos):
     """The same model with the image tower in one call: XLA's cost analysis counts a loop's body
     once, so FLOPs are taken from this program."""
     from motion_clip_jax.models import video_clip as video_lib
 
     flat = config.copy_and_resolve_references()
     flat.image_chunk_frames = 0
-    return video_lib.build_model(flat)
+    return video_lib.for_classes(video_lib.build_model(flat), eos)
 
 
-def ours_full(batch: int, frames: int, classes: int, image_chunk_frames: int = -1):
+def ours_full(
+    batch: int,
+    frames: int,
+    classes: int,
+    image_chunk_frames: int = -1,
+    text_suffix_groups: int | None = None,
+):
     """Our full model (frozen ViT-B/16, MMB, motion-aware prompts, MCB), jitted: video -> (B, K)."""
     import jax
     import jax.numpy as jnp
@@ -80,14 +94,15 @@ def ours_full(batch: int, frames: int, classes: int, image_chunk_frames: int = -
     from motion_clip_jax.models import params as params_lib
     from motion_clip_jax.models import video_clip as video_lib
 
-    config, model, params = _ours_model(frames, image_chunk_frames)
-    ids, eos = class_prompts(config, classes)
+    config, model, params, ids, eos = _ours_model(
+        frames, classes, image_chunk_frames, text_suffix_groups
+    )
     args = (params, jnp.asarray(video_input(batch, frames)), jnp.asarray(ids), jnp.asarray(eos))
     forward = jax.jit(lambda p, v, i, e: model.apply({"params": p}, v, i, e))
     start = time.perf_counter()
     compiled = forward.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    flat = _unchunked(config)
+    flat = _unchunked(config, eos)
     flat_forward = jax.jit(lambda p, v, i, e: flat.apply({"params": p}, v, i, e))
     info = {
         "params_M": round(params_lib.count_params(params) / 1e6, 1),
@@ -95,6 +110,7 @@ def ours_full(batch: int, frames: int, classes: int, image_chunk_frames: int = -
         "compile_s": round(compile_s, 1),
         "image_chunk_frames": video_lib.image_chunk_size(image_chunk_frames),
         "text_context": int(ids.shape[1]),
+        "suffix_groups": len(model.suffix_layout or [None]),
         "jax": jax.__version__,
     }
     return lambda: np.asarray(compiled(*args)), info
@@ -319,7 +335,9 @@ def openai_text(prompts: int):
 PARTS = ("image tower", "MMB", "text (MAP prompts + text tower)", "MCB + logits")
 
 
-def ours_part(part: str, batch: int, frames: int, classes: int):
+def ours_part(
+    part: str, batch: int, frames: int, classes: int, text_suffix_groups: int | None = None
+):
     """One stage of our full model, jitted on its own, its inputs the stages before it computed
     once: 'image tower' (B, T, H, W, 3) -> (B, T, D); 'MMB' -> V, S, M; 'text ...' -> (B, K, D);
     'MCB + logits' -> (B, K). The parts' times add up to about the whole (fusion across them
@@ -329,8 +347,10 @@ def ours_part(part: str, batch: int, frames: int, classes: int):
 
     from motion_clip_jax.models import video_clip as video_lib
 
-    config, model, params = _ours_model(frames)
-    ids, eos = (jnp.asarray(a) for a in class_prompts(config, classes))
+    config, model, params, ids, eos = _ours_model(
+        frames, classes, text_suffix_groups=text_suffix_groups
+    )
+    ids, eos = jnp.asarray(ids), jnp.asarray(eos)
     video = jnp.asarray(video_input(batch, frames))
 
     def stage(method, module=model):
@@ -349,7 +369,8 @@ def ours_part(part: str, batch: int, frames: int, classes: int):
         PARTS[2]: (text, (ids, eos, motion)),
         PARTS[3]: (match, (video_out, text(params, ids, eos, motion))),
     }[part]
-    counted = stage(video_lib.VideoCLIP.encode_frames, _unchunked(config)) if fn is tower else fn
+    flat = _unchunked(config, np.asarray(eos))
+    counted = stage(video_lib.VideoCLIP.encode_frames, flat) if fn is tower else fn
     info = {"gflops": round(_flops(counted.lower(params, *args)) / 1e9, 2)}
 
     def call():

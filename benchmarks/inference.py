@@ -1,7 +1,7 @@
 """End-to-end inference throughput: our full model vs Hugging Face's XCLIPModel, one harness.
 
     python benchmarks/inference.py [--batch 8] [--frames 8] [--classes 51] [--repeats 3]
-        [--torch_threads 0,1] [--image_chunk_frames -1] [--profile]
+        [--torch_threads 0,1] [--image_chunk_frames -1] [--profile] [--compare_suffix_groups N]
 
 Both models have random weights at ViT-B/16 size: ours is `init_video_clip(model_config('full'))`
 (frozen CLIP ViT-B/16, MMB, motion-aware prompts, MCB) in JAX, jitted, at the model's defaults;
@@ -13,7 +13,9 @@ with its settings fixed there (X-CLIP once per --torch_threads value, 0 = torch'
 alternated within rounds, best of --repeats after a warm-up; the ratio is taken to the fastest
 X-CLIP setting. --profile adds our model's four stages, each jitted on its own (image tower, MMB,
 text side with the motion-aware prompts, MCB + logits), to the same rounds: where the time beside
-the image tower goes. Prints the calibration line first, videos/s, FLOPs per video (ours: XLA's
+the image tower goes. --compare_suffix_groups N adds ours (and, with --profile, its text stage) at
+`text_suffix_groups` N beside the default (1: every class suffix padded to the longest), in the
+same rounds: the exact shortcut's before and after. Prints the calibration line first, videos/s, FLOPs per video (ours: XLA's
 cost analysis of the unchunked program; X-CLIP: torch's FlopCounterMode, matmuls and convolutions
 only) and GFLOP/s as a fraction of the calibration's JAX matmul rate, and the load average.
 """
@@ -40,6 +42,9 @@ def main() -> None:
     parser.add_argument("--torch_threads", default="0,1", help="0: torch's default")
     parser.add_argument("--image_chunk_frames", type=int, default=-1, help="ours; -1: default")
     parser.add_argument("--profile", action="store_true", help="also time our model's stages")
+    parser.add_argument(
+        "--compare_suffix_groups", type=int, default=0, help="ours also at this text_suffix_groups"
+    )
     args = parser.parse_args()
     print(machine_line(), flush=True)
     matmul = calibration()["matmul_gflops_jax"]
@@ -54,8 +59,24 @@ def main() -> None:
         Candidate(f"ours: {part}", "benchmarks.candidates:ours_part", {"part": part, **sizes})
         for part in (candidates_lib.PARTS if args.profile else ())
     ]
+    others = []
+    if args.compare_suffix_groups:
+        groups = {"text_suffix_groups": args.compare_suffix_groups}
+        label = f"text_suffix_groups={args.compare_suffix_groups}"
+        others.append((
+            Candidate(f"ours, {label}", "benchmarks.candidates:ours_full",
+                      {**sizes, "image_chunk_frames": args.image_chunk_frames, **groups}),
+            "ours",
+        ))  # fmt: skip
+        if args.profile:
+            part = candidates_lib.PARTS[2]
+            others.append((
+                Candidate(f"ours, {label}: {part}", "benchmarks.candidates:ours_part",
+                          {"part": part, **sizes, **groups}),
+                f"ours: {part}",
+            ))  # fmt: skip
     load_before = os.getloadavg()[0]
-    results = compare([ours, *peers, *parts], args.repeats)
+    results = compare([ours, *peers, *parts, *(c for c, _ in others)], args.repeats)
     print(
         f"inputs: batch {args.batch} videos x T={args.frames} frames x 224 px, K={args.classes} "
         f"HMDB-51 classes, float32, best of {args.repeats} after a warm-up; load average "
@@ -64,7 +85,7 @@ def main() -> None:
     )
     b = args.batch
     for name, r in results.items():
-        if name.startswith("ours: "):
+        if "gflops_per_video" not in r.info:  # a stage of the profile
             continue
         flops = r.info["gflops_per_video"]
         if r.output.shape != (b, args.classes) or not (abs(r.output) < float("inf")).all():
@@ -81,6 +102,12 @@ def main() -> None:
     )
     if parts:
         print_profile(results, parts, b, matmul)
+    for other, default in others:
+        r, base = results[other.name], results[default]
+        print(
+            f"{other.name}: {r.best_s:.3f} s/batch against {base.best_s:.3f} at the default "
+            f"({r.best_s / base.best_s:.2f}x the time); {r.info}"
+        )
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/train_step_cost.py [--variant full] [--batch 2] [--repeats 3]
         [--dataset hmdb51] [--contexts shortest,full] [--share_prompt_prefix both|on|off]
+        [--suffix_groups 1,3]
 
 Random-init ViT-B/16 CLIP, T = 8 frames, the dataset's class names (K = 51 for HMDB-51, 400 for
 kinetics400). The step is what the trainer differentiates: loss on precomputed frame features,
@@ -10,7 +11,9 @@ and is reported on its own line. Step lines give XLA cost-analysis FLOPs, compil
 best of `--repeats` run times. Two exact shortcuts are compared side by side in one run:
 `text_context` ("shortest": the text tower runs on the shortest context holding every EOT;
 "full": 77 tokens) and `share_prompt_prefix` (on: the prompts' common prefix [SOT, ctx] runs once
-per video, only the class suffixes K times; off: all K rows in full). The text-side lines isolate
+per video, only the class suffixes K times; off: all K rows in full); with the prefix shared,
+`text_suffix_groups` (the train step's module, `video_clip.for_classes`: class suffixes padded per
+group of similar lengths, at most N groups; 1: all to the longest). The text-side lines isolate
 the text tower (forward, and forward + backward into the prompt learner) by FLOPs per video.
 """
 
@@ -95,7 +98,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="hmdb51", help="class-name list, e.g. kinetics400")
     parser.add_argument("--contexts", default="shortest,full", help="text_context values to run")
     parser.add_argument("--share_prompt_prefix", default="both", choices=sorted(SHARE_CHOICES))
+    parser.add_argument(
+        "--suffix_groups", default="1,3", help="text_suffix_groups values (prefix shared)"
+    )
     args = parser.parse_args()
+    suffix_groups = [int(g) for g in args.suffix_groups.split(",")]
     contexts = args.contexts.split(",")
     for context in contexts:
         if context not in model_spec.TEXT_CONTEXTS:
@@ -131,37 +138,47 @@ def main() -> None:
 
     step = jax.value_and_grad(video_lib.loss_from_features, argnums=1, has_aux=True)
     results = {}
-    for context in contexts:
-        for share in SHARE_CHOICES[args.share_prompt_prefix]:
-            # The trainable tree does not depend on these two fields: only the module changes.
-            fields = {**config.to_dict(), "text_context": context, "share_prompt_prefix": share}
-            run_model = video_lib.build_model(config_lib.model_config(**fields))
-            ids, eos = class_prompt_tokens(fields, class_names)
-            on = "on" if share else "off"
-            r = compile_and_time(
-                lambda tr, fz, fr, i, e, y, m=run_model: step(m, tr, fz, fr, i, e, y),
-                (trainable, frozen, frames, ids, eos, labels),
-                args.repeats,
-            )
-            results[context, share, "step"] = r
-            rows.append((f"train step fwd+bwd, {context}", ids.shape[1], on, r))
-            print(f"measured: {rows[-1]}", flush=True)  # progress: the table comes at the end
-            if not has_ctx:
-                continue
+    settings = [
+        (context, share, groups)
+        for context in contexts
+        for share in SHARE_CHOICES[args.share_prompt_prefix]
+        for groups in (suffix_groups if share else [1])
+    ]
+    for context, share, groups in settings:
+        # The trainable tree does not depend on these fields: only the module changes.
+        fields = {
+            **config.to_dict(), "text_context": context, "share_prompt_prefix": share,
+            "text_suffix_groups": groups,
+        }  # fmt: skip
+        ids, eos = class_prompt_tokens(fields, class_names)
+        run_model = video_lib.for_classes(
+            video_lib.build_model(config_lib.model_config(**fields)), eos
+        )
+        on = f"on, {groups} suffix group{'s' if groups > 1 else ''}" if share else "off"
+        r = compile_and_time(
+            lambda tr, fz, fr, i, e, y, m=run_model: step(m, tr, fz, fr, i, e, y),
+            (trainable, frozen, frames, ids, eos, labels),
+            args.repeats,
+        )
+        results[context, share, groups, "step"] = r
+        rows.append((f"train step fwd+bwd, {context}", ids.shape[1], on, r))
+        print(f"measured: {rows[-1]}", flush=True)  # progress: the table comes at the end
+        if not has_ctx:
+            continue
 
-            def text_fwd(trainable, frozen, ids, eos, motion, m=run_model):
-                params = {"params": params_lib.merge_params(trainable, frozen)}
-                return m.apply(params, ids, eos, motion, method=VideoCLIP.text_features)
+        def text_fwd(trainable, frozen, ids, eos, motion, m=run_model):
+            params = {"params": params_lib.merge_params(trainable, frozen)}
+            return m.apply(params, ids, eos, motion, method=VideoCLIP.text_features)
 
-            def text_side(trainable, frozen, ids, eos, motion, fwd=text_fwd):
-                loss = lambda tr: jnp.sum(fwd(tr, frozen, ids, eos, motion) ** 2)
-                return jax.value_and_grad(loss)(trainable)
+        def text_side(trainable, frozen, ids, eos, motion, fwd=text_fwd):
+            loss = lambda tr: jnp.sum(fwd(tr, frozen, ids, eos, motion) ** 2)
+            return jax.value_and_grad(loss)(trainable)
 
-            text_args = (trainable, frozen, ids, eos, motion)
-            for part, fn in (("fwd", text_fwd), ("fwd+bwd", text_side)):
-                r = compile_and_time(fn, text_args, 0)  # FLOPs only: the step above is timed
-                results[context, share, part] = r
-                rows.append((f"  text side {part}, {context}", ids.shape[1], on, r))
+        text_args = (trainable, frozen, ids, eos, motion)
+        for part, fn in (("fwd", text_fwd), ("fwd+bwd", text_side)):
+            r = compile_and_time(fn, text_args, 0)  # FLOPs only: the step above is timed
+            results[context, share, groups, part] = r
+            rows.append((f"  text side {part}, {context}", ids.shape[1], on, r))
 
     print()
     print("| part | context L | share prefix | GFLOPs | GFLOPs / video | compile s | run s |")
@@ -177,19 +194,36 @@ def main() -> None:
     ratio = lambda a, c, key: a[key] / c[key]
     if args.share_prompt_prefix == "both" and has_ctx:
         for context in contexts:
-            off, on = (results[context, s, "step"] for s in (False, True))
+            off, on = (results[context, s, 1, "step"] for s in (False, True))
             text = [
-                ratio(results[context, False, p], results[context, True, p], "flops")
+                ratio(results[context, False, 1, p], results[context, True, 1, p], "flops")
                 for p in ("fwd", "fwd+bwd")
             ]
             print(
-                f"share_prompt_prefix off/on, {context}: step FLOPs {ratio(off, on, 'flops'):.2f}x,"
+                f"share_prompt_prefix off/on (1 suffix group), {context}: step FLOPs "
+                f"{ratio(off, on, 'flops'):.2f}x,"
                 f" step time {ratio(off, on, 'run_s'):.2f}x; text side FLOPs fwd {text[0]:.2f}x,"
                 f" fwd+bwd {text[1]:.2f}x"
             )
+    if args.share_prompt_prefix != "off" and has_ctx and 1 in suffix_groups:
+        for context in contexts:
+            for groups in suffix_groups:
+                if groups == 1:
+                    continue
+                one, grouped = (results[context, True, g, "step"] for g in (1, groups))
+                text = [
+                    ratio(results[context, True, 1, p], results[context, True, groups, p], "flops")
+                    for p in ("fwd", "fwd+bwd")
+                ]
+                print(
+                    f"text_suffix_groups 1/{groups}, {context}: step FLOPs "
+                    f"{ratio(one, grouped, 'flops'):.2f}x, step time "
+                    f"{ratio(one, grouped, 'run_s'):.2f}x; text side FLOPs fwd {text[0]:.2f}x, "
+                    f"fwd+bwd {text[1]:.2f}x"
+                )
     if {"shortest", "full"} <= set(contexts):
         for share in SHARE_CHOICES[args.share_prompt_prefix]:
-            s, f = results["shortest", share, "step"], results["full", share, "step"]
+            s, f = results["shortest", share, 1, "step"], results["full", share, 1, "step"]
             print(
                 f"text_context full/shortest, share_prompt_prefix {'on' if share else 'off'}: "
                 f"step FLOPs {ratio(f, s, 'flops'):.2f}x, time {ratio(f, s, 'run_s'):.2f}x"

@@ -194,6 +194,10 @@ def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
     assert sorted(int(label) for _, label in drawn) == sorted(list(range(8)) * 2)
 
     saved = json.loads((workdir / "eval_results.json").read_text())
+    # The train step padded the world's class suffixes per group: 2 of 3 tokens, 5 of 4, 1 of 6
+    # (its parity with one group is tests/test_prefix_sharing.py's); the extra sets, of other
+    # class names, were scored by their own steps.
+    assert saved["train_suffix_groups"] == [[2, 3], [5, 4], [1, 6]]
     for view in ("main/single_view", "main/multiview"):
         assert saved[view]["num_videos"] == 16  # every test video exactly once
         assert saved[view]["top1"] == results[view]["top1"]

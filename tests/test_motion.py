@@ -173,7 +173,7 @@ def test_older_records_are_upgraded_to_what_ran():
     the keys they were trained with, and a contradicting variant label becomes "custom"."""
     old = model_spec.model_fields("full")
     for name in ("mcb_keys", "share_prompt_prefix", "image_chunk_frames", "mcb_projections",
-                 "mcb_norm", "mcb_scale_init"):  # fmt: skip
+                 "mcb_norm", "mcb_scale_init", "text_suffix_groups"):  # fmt: skip
         del old[name]
     old["mcb_pooled_keys"] = False  # the old default: token keys
     new = model_spec.upgrade_record(old)

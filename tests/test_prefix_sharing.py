@@ -2,6 +2,7 @@
 against the plain path that runs every prompt row in full: features, logits, gradients, FLOPs."""
 
 import functools
+import itertools
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
+from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features, suffix_layout
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import cost
 from motion_clip_jax.models import model_config as config_lib
@@ -55,11 +56,16 @@ def initial_params(name: str) -> tuple[dict, dict]:
 
 
 @functools.cache
-def logits_and_grads(name: str, share: bool, **overrides):
-    """(logits (B, K), gradients of the training loss w.r.t. every trainable leaf) of one model."""
+def logits_and_grads(
+    name: str, share: bool, layout_for: tuple[str, ...] | None = None, **overrides
+):
+    """(logits (B, K), gradients of the training loss w.r.t. every trainable leaf) of one model;
+    with `layout_for`, the module `for_classes` of those class names (given CLASSES' tokens)."""
     variant, fields = PROMPT_VARIANTS[name]
     config = tiny_config(variant, share_prompt_prefix=share, **fields, **overrides)
     model = video_lib.build_model(config)
+    if layout_for is not None:
+        model = video_lib.for_classes(model, class_prompt_tokens(config, layout_for)[1])
     trainable, frozen = initial_params(name)
     ids, eos = class_prompt_tokens(config, CLASSES)
     frames = jax.random.normal(jax.random.PRNGKey(0), (BATCH, config.num_frames, 64))
@@ -99,6 +105,68 @@ def test_shortcut_logits_and_gradients_equal_the_plain_path(name, text_context):
     assert_close_leaves(shared[0], plain[0], 2e-5, f"{name} {text_context} logits")
     assert_close_leaves(shared[1], plain[1], 2e-5, f"{name} {text_context} gradients")
     assert_prompt_gradients_nonzero(plain[1])
+
+
+def padded_positions(lengths, layout) -> int:
+    return sum(len(rows) * size for rows, size in layout)
+
+
+def fewest_padded_positions(lengths, max_groups: int) -> int:
+    """Brute force: every split of the sorted distinct lengths into at most max_groups runs."""
+    values = sorted(set(lengths))
+    best = None
+    for g in range(1, min(max_groups, len(values)) + 1):
+        for cuts in itertools.combinations(range(1, len(values)), g - 1):
+            edges = [0, *cuts, len(values)]
+            total = sum(
+                sum(1 for x in lengths if values[a] <= x <= values[b - 1]) * values[b - 1]
+                for a, b in zip(edges, edges[1:])
+            )
+            best = total if best is None else min(best, total)
+    return best
+
+
+@pytest.mark.parametrize("max_groups", [1, 2, 3, 4])
+def test_suffix_layout_covers_every_row_once_with_the_fewest_padded_positions(max_groups):
+    rng = np.random.default_rng(max_groups)
+    for _ in range(20):
+        eos = 5 + rng.choice([3, 3, 4, 4, 4, 5, 6, 9], size=rng.integers(1, 30))
+        layout = suffix_layout(eos, 5, max_groups)
+        assert 1 <= len(layout) <= max_groups
+        assert sorted(r for rows, _ in layout for r in rows) == list(range(len(eos)))
+        lengths = eos - 5
+        for rows, size in layout:
+            assert list(rows) == sorted(rows) and size == max(lengths[list(rows)])
+        assert padded_positions(lengths, layout) == fewest_padded_positions(lengths, max_groups)
+    # HMDB-51 at the default phrase: 30 suffixes of 3, 20 of 4, 1 of 6.
+    hmdb = 5 + np.array([3] * 30 + [4] * 20 + [6])
+    want = {1: [51], 2: [50, 1], 3: [30, 20, 1], 4: [30, 20, 1]}[max_groups]
+    assert [len(rows) for rows, _ in suffix_layout(hmdb, 5, max_groups)] == want
+
+
+@pytest.mark.parametrize("name", sorted(PROMPT_VARIANTS))
+def test_grouped_suffixes_equal_the_plain_path(name):
+    """The train step's module (`for_classes`: suffixes padded per group) against the plain
+    path: logits and every gradient."""
+    config = tiny_config(*PROMPT_VARIANTS[name][:1], **PROMPT_VARIANTS[name][1])
+    layout = video_lib.for_classes(
+        video_lib.build_model(config), class_prompt_tokens(config, CLASSES)[1]
+    ).suffix_layout
+    assert layout is not None and len(layout) == 3  # CLASSES' suffixes: 3, 3, 4, 5 and 10 long
+    grouped = logits_and_grads(name, True, layout_for=tuple(CLASSES))
+    plain = logits_and_grads(name, False)
+    assert_close_leaves(grouped[0], plain[0], 2e-5, f"{name} grouped logits")
+    assert_close_leaves(grouped[1], plain[1], 2e-5, f"{name} grouped gradients")
+    assert_prompt_gradients_nonzero(grouped[1])
+
+
+def test_a_suffix_layout_of_other_classes_is_not_used_silently():
+    # Same K, but the 10-token suffix's row was laid out for a 3-token one: NaN, not a cut row.
+    other = ("run", "ride a horse in the park at dusk", "apply eye makeup", "jump", "brush hair")
+    logits, _ = logits_and_grads("full", True, layout_for=other)
+    assert np.isnan(logits).all()
+    with pytest.raises(ValueError, match="does not fit 5 prompt rows"):
+        logits_and_grads("full", True, layout_for=tuple(CLASSES[:3]) + ("jump",))
 
 
 def test_shortcut_with_remat_equals_the_plain_path():

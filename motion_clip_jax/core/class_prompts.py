@@ -76,6 +76,57 @@ def class_prompt_tokens(
     return np.ascontiguousarray(ids), eos
 
 
+# ((rows of group g, its suffix length S_g), ...): a static grouping of the K prompt rows.
+SuffixLayout = tuple[tuple[tuple[int, ...], int], ...]
+
+
+def suffix_layout(eos: np.ndarray, n_ctx: int, max_groups: int) -> SuffixLayout:
+    """Groups the K prompt rows by suffix length, for the prefix-shared text path.
+
+    After the shared prefix [SOT, ctx_1..ctx_H], row k's suffix is its class tokens, "." and EOT:
+    positions 1 + H .. eos_k, i.e. eos_k - H long. One padded suffix for all K rows holds K times
+    the longest (42% of it padding for HMDB-51's names); each group is padded only to its own
+    longest. The groups are runs of the sorted lengths, chosen to minimise the padded positions
+    (each extra group costs another pass of the prefix, which XLA shares, and smaller matmuls).
+
+    Args:
+      eos: (K,) EOT positions from `class_prompt_tokens` (host values).
+      n_ctx: H.
+      max_groups: at most this many groups (1: one group, every suffix padded to the longest).
+    Returns:
+      ((rows, S_g), ...): every row 0..K-1 in exactly one group, rows ascending, S_g the group's
+      longest suffix; groups by ascending S_g.
+    """
+    lengths = np.asarray(eos, np.int64) - n_ctx
+    if lengths.ndim != 1 or not len(lengths) or lengths.min() < 1:
+        raise ValueError(f"eos {np.asarray(eos).tolist()} must be (K,) positions past 1 + n_ctx")
+    if max_groups < 1:
+        raise ValueError(f"max_groups={max_groups} must be >= 1")
+    values = np.unique(lengths)
+    counts = np.array([(lengths == v).sum() for v in values])
+    # best[g][j]: least padded positions covering values[:j] with g groups, the last ending at j.
+    n = len(values)
+    best = np.full((max_groups + 1, n + 1), np.inf)
+    cut = np.zeros((max_groups + 1, n + 1), np.int64)
+    best[0][0] = 0
+    for g in range(1, max_groups + 1):
+        for j in range(1, n + 1):
+            for i in range(j):  # the group covers values[i:j], padded to values[j - 1]
+                cost = best[g - 1][i] + counts[i:j].sum() * values[j - 1]
+                if cost < best[g][j]:
+                    best[g][j], cut[g][j] = cost, i
+    groups_used = int(np.argmin(best[:, n]))
+    bounds, j = [], n
+    for g in range(groups_used, 0, -1):
+        bounds.append((int(cut[g][j]), j))
+        j = int(cut[g][j])
+    layout = []
+    for i, j in reversed(bounds):
+        rows = np.flatnonzero((lengths >= values[i]) & (lengths <= values[j - 1]))
+        layout.append((tuple(int(r) for r in rows), int(values[j - 1])))
+    return tuple(layout)
+
+
 def prompt_features(
     embeddings: Any,
     eos: Any,
@@ -83,6 +134,7 @@ def prompt_features(
     encode: Callable[[Any, Any], Any],
     xp: ModuleType,
     encode_with_prefix: Callable[[Any, Any, Any], Any] | None = None,
+    layout: SuffixLayout | None = None,
 ) -> Any:
     """Prompt features through the text tower, with learned context in slots 1..H.
 
@@ -96,6 +148,10 @@ def prompt_features(
         prefix, (N, K, S, Wt) suffix, (K,) eos within the suffix -> (N, K, D). Given, and with ctx,
         the rows' common prefix [SOT, ctx_1..ctx_H] goes through it once per video (once in all
         for shared ctx) instead of K times: the same features, since the tower is causal.
+      layout: optional, with `encode_with_prefix`: the rows' `suffix_layout`, so each group's
+        suffixes are padded to that group's longest only. The features are the same (the tower
+        is causal and read at EOT); a row whose EOT lies past its group's suffix makes every
+        feature NaN (the layout was made for other prompts), and a layout of another K raises.
     Returns:
       (K, D), or (B, K, D) for per-video context.
     """
@@ -108,8 +164,9 @@ def prompt_features(
         n = lead[0] if lead else 1
         sot = xp.broadcast_to(embeddings[:1, :1], (n, 1, width))
         prefix = xp.concatenate([sot, ctx.reshape(n, h, width)], 1)  # (N, 1 + H, Wt)
-        suffix = xp.broadcast_to(embeddings[None, :, 1 + h :], (n, k, length - 1 - h, width))
-        feats = encode_with_prefix(prefix, suffix, eos - (1 + h))
+        if layout is None:
+            layout = ((tuple(range(k)), length - 1 - h),)  # one group: padded to the longest
+        feats = _grouped_suffix_features(embeddings, eos, prefix, layout, encode_with_prefix, xp)
         return feats if lead else feats[0]
     shape = lambda n: (*lead, k, n, width)
     rows = xp.concatenate(
@@ -125,3 +182,43 @@ def prompt_features(
     b = lead[0]
     feats = encode(rows.reshape(b * k, length, width), xp.tile(eos, (b,)))
     return feats.reshape(b, k, -1)
+
+
+def _grouped_suffix_features(
+    embeddings: Any,
+    eos: Any,
+    prefix: Any,
+    layout: SuffixLayout,
+    encode_with_prefix: Callable[[Any, Any, Any], Any],
+    xp: ModuleType,
+) -> Any:
+    """(N, K, D): each group of rows' suffixes through `encode_with_prefix`, back in row order."""
+    k, length, width = embeddings.shape
+    n, start = prefix.shape[0], prefix.shape[1]  # the suffix starts after [SOT, ctx]
+    order = [row for rows, _ in layout for row in rows]
+    if sorted(order) != list(range(k)) or max(size for _, size in layout) > length - start:
+        raise ValueError(
+            f"suffix layout {[(len(r), size) for r, size in layout]} (rows, length) does not fit "
+            f"{k} prompt rows of {length} tokens after a prefix of {start}"
+        )
+    if len(layout) == 1 and order == list(range(k)):  # one group in row order: no reordering
+        suffix = xp.broadcast_to(embeddings[None, :, start:], (n, k, length - start, width))
+        return encode_with_prefix(prefix, suffix, eos - start)
+    parts, fits = [], []
+    for rows, size in layout:
+        index = np.asarray(rows)
+        suffix = embeddings[index][None, :, start : start + size]
+        eos_in_suffix = eos[index] - start
+        parts.append(
+            encode_with_prefix(
+                prefix, xp.broadcast_to(suffix, (n, len(rows), size, width)), eos_in_suffix
+            )
+        )
+        fits.append(xp.all(eos_in_suffix < size))
+    feats = xp.concatenate(parts, 1)[:, np.argsort(order)]
+    # A group's rows are read at their EOT, which must lie in the group's suffix: the layout
+    # is static, the tokens are not, so a mismatch poisons the result instead of passing.
+    every_fits = fits[0]
+    for fit in fits[1:]:
+        every_fits = every_fits & fit
+    return xp.where(every_fits, feats, xp.full_like(feats, float("nan")))

@@ -67,6 +67,11 @@ DEFAULTS: dict[str, Any] = {
     # Exact shortcut: the K prompt rows of a video share [SOS, ctx_1..ctx_H]; the causal text
     # tower runs that prefix once per video and each class's suffix over its keys/values.
     "share_prompt_prefix": True,
+    # Exact shortcut (with share_prompt_prefix and learned context): the class suffixes are
+    # padded per group of similar lengths, at most this many groups, not all to the longest
+    # (`class_prompts.suffix_layout`). 1: one group. Applied where the class list is known when
+    # a step is built (the train step; `video_clip.for_classes`).
+    "text_suffix_groups": 3,
     # --- Multimodal Communication Block (paper §3.4) ---
     "mcb": True,  # SMA (text over the video) and SAA (V over text), cross-attention + residual
     # Form of each cross-attention (models/mcb.py). False (Table 3's size): no projections;
@@ -150,8 +155,8 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
       the default: every such MCB had projections, so it becomes True (the model as trained).
     - `mcb_norm` and `mcb_scale_init` are absent from records written before them: "layernorm"
       for a projected MCB, "none" for a projection-free one, and 0.0 (no gate): what ran.
-    - Exact compute shortcuts added later (`share_prompt_prefix`, `image_chunk_frames`) take
-      their defaults: they change no result.
+    - Exact compute shortcuts added later (`share_prompt_prefix`, `image_chunk_frames`,
+      `text_suffix_groups`) take their defaults: they change no result.
     - Before the variant was checked, a record could name a variant its switches contradict; the
       switches are what ran, so such a record becomes "custom".
     Today's records pass through unchanged.
@@ -164,7 +169,7 @@ def upgrade_record(fields: Mapping[str, Any]) -> dict[str, Any]:
     # earlier projection-free one had no normalisation; none had a gate.
     out.setdefault("mcb_norm", "layernorm" if out["mcb_projections"] else "none")
     out.setdefault("mcb_scale_init", 0.0)
-    for name in ("share_prompt_prefix", "image_chunk_frames"):
+    for name in ("share_prompt_prefix", "image_chunk_frames", "text_suffix_groups"):
         out.setdefault(name, DEFAULTS[name])
     if all(k in out for k in ("variant", *SWITCHES)) and variant_mismatch(out):
         out["variant"] = CUSTOM
@@ -276,6 +281,11 @@ def validate(fields: Mapping[str, Any]) -> None:
         bad("image_chunk_frames", "must be an int: -1 (backend default), 0 (all) or > 0")
     if not isinstance(c["share_prompt_prefix"], bool):
         bad("share_prompt_prefix", "must be True or False")
+    if not _is_int(c["text_suffix_groups"]) or c["text_suffix_groups"] < 1:
+        bad(
+            "text_suffix_groups",
+            "must be an int >= 1 (1: every class suffix padded to the longest)",
+        )
     if c["variant"] not in VARIANTS and c["variant"] != CUSTOM:
         bad("variant", f"must be one of {variant_names()}")
     mismatch = variant_mismatch(c)

@@ -20,7 +20,12 @@ from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.inference.run import PredictError, RunInfo, read_run
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import model_config as config_lib
-from motion_clip_jax.models.video_clip import build_model, check_tree_shapes, init_trainable
+from motion_clip_jax.models.video_clip import (
+    build_model,
+    check_tree_shapes,
+    for_classes,
+    init_trainable,
+)
 from motion_clip_jax.train.checkpoint import note_read_failure, quiet_read_noise
 
 
@@ -104,5 +109,6 @@ def jax_logits(run: TrainedRun, views: np.ndarray, labels: Sequence[str]) -> np.
     """views (V, T, H, W, 3) float32 -> logits (V, K) float32 of the JAX model."""
     ids, eos = class_prompt_tokens(run.model_config, labels)
     params = {**run.frozen, **run.trainable}
-    apply = jax.jit(lambda p, v, i, e: run.model.apply({"params": p}, v, i, e))
+    model = for_classes(run.model, eos)  # one class list: its suffixes may be grouped (exact)
+    apply = jax.jit(lambda p, v, i, e: model.apply({"params": p}, v, i, e))
     return np.asarray(apply(params, views, ids, eos), np.float32)

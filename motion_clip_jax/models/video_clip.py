@@ -21,9 +21,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from motion_clip_jax.core import model_spec
-from motion_clip_jax.core.class_prompts import class_prompt_tokens, prompt_features
+from motion_clip_jax.core.class_prompts import (
+    SuffixLayout,
+    class_prompt_tokens,
+    prompt_features,
+    suffix_layout,
+)
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models.losses import cosine_logits, softmax_cross_entropy
@@ -36,9 +42,15 @@ Array = jax.Array
 
 
 class VideoCLIP(nn.Module):
-    """See the module docstring. `config` is a validated `model_config(...)`, frozen."""
+    """See the module docstring. `config` is a validated `model_config(...)`, frozen.
+
+    `suffix_layout`: None, or the static `class_prompts.suffix_layout` of the one class list this
+    module will be given (set by `for_classes`): the prefix-shared text path then pads each group
+    of class suffixes to its own longest. The parameters are the same either way.
+    """
 
     config: ml_collections.FrozenConfigDict
+    suffix_layout: SuffixLayout | None = None
 
     def setup(self):
         c = self.config
@@ -127,8 +139,9 @@ class VideoCLIP(nn.Module):
         # The exact prefix-sharing shortcut (docs/model.md); the plain path is its reference.
         with_prefix = self.clip.encode_text_with_prefix if c.share_prompt_prefix else None
         return prompt_features(
-            embeddings, eos, ctx, self.clip.encode_text_embeddings, jnp, with_prefix
-        )
+            embeddings, eos, ctx, self.clip.encode_text_embeddings, jnp, with_prefix,
+            self.suffix_layout,
+        )  # fmt: skip
 
     def match(self, video: dict[str, Array | None], text: Array) -> Array:
         """MCB (if on) then cosine / tau: video dict from `video_features`, text -> (B, K)."""
@@ -175,6 +188,18 @@ def build_model(config: ml_collections.ConfigDict) -> VideoCLIP:
     """Validates `config` and returns the (stateless) Flax module."""
     config_lib.validate_model_config(config)
     return VideoCLIP(ml_collections.FrozenConfigDict(config))
+
+
+def for_classes(model: VideoCLIP, eos: Any) -> VideoCLIP:
+    """The module for steps that are always given one class list, of EOT positions `eos` (K,)
+    (host values from `class_prompt_tokens`): with its `suffix_layout` where the config's
+    `text_suffix_groups` > 1 and the prefix-shared path runs (learned context), else `model`.
+    Given other class prompts, its text features come out NaN, or a different K raises."""
+    c = model.config
+    if c.prompts == "handcrafted" or not c.share_prompt_prefix or c.text_suffix_groups == 1:
+        return model
+    layout = suffix_layout(np.asarray(eos), c.n_ctx, c.text_suffix_groups)
+    return model.clone(suffix_layout=layout) if len(layout) > 1 else model
 
 
 def loss_from_features(

@@ -68,7 +68,8 @@ class FeatureCacheSettings:
     clip_config: dict[str, Any]
     dtype: str
     encode_step: Callable[..., jax.Array]  # (frozen, video) -> frame features, batch-sharded
-    features_step: Callable[..., jax.Array]  # (trainable, frozen, frames, ids, eos) -> (B, K)
+    # host eos (K,) of a class list -> its (trainable, frozen, frames, ids, eos) -> (B, K) step
+    features_step_for: Callable[[np.ndarray], Callable[..., jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)

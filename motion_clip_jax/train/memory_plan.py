@@ -27,7 +27,12 @@ from motion_clip_jax.core import video_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import clip as clip_lib
 from motion_clip_jax.models import model_config as config_lib
-from motion_clip_jax.models.video_clip import build_model, image_chunk_size, init_trainable
+from motion_clip_jax.models.video_clip import (
+    build_model,
+    for_classes,
+    image_chunk_size,
+    init_trainable,
+)
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import steps as steps_lib
 from motion_clip_jax.train.config import validate_config
@@ -128,6 +133,7 @@ def abstract_parts(config: ml_collections.ConfigDict, mesh: Any) -> dict[str, An
         "frozen": _abstract(frozen, frozen_shardings),
         "frozen_shardings": frozen_shardings,
         "tokens": _abstract((np.asarray(tokens), np.asarray(eos)), (replicated, replicated)),
+        "eos": eos,
         "num_classes": len(names),
         "class_names_from": names_from,
     }
@@ -145,7 +151,7 @@ def abstract_train_step(
     """(jitted train step, abstract batch of `config.train.batch_size` clips with their mask);
     with `frames`, the clips as the frozen tower's features (B, T, D) (training feature cache)."""
     step = steps_lib.make_train_step(
-        parts["model"],
+        for_classes(parts["model"], parts["eos"]),
         parts["tx"],
         parts["schedule"],
         mesh,
@@ -199,7 +205,9 @@ def step_flops(config: ml_collections.ConfigDict, mesh: Any, frames: bool = Fals
 
 def eval_step_plan(config: ml_collections.ConfigDict, mesh: Any, parts: dict) -> dict[str, Any]:
     """The eval step (multi-view when configured: the larger one) -> its memory."""
-    step = steps_lib.make_eval_step(parts["model"], mesh, parts["frozen_shardings"])
+    step = steps_lib.make_eval_step(
+        for_classes(parts["model"], parts["eos"]), mesh, parts["frozen_shardings"]
+    )
     views = video_spec.NUM_TEST_SAMPLINGS * video_spec.NUM_TEST_CROPS
     video = _video(config, config.eval.batch_size, mesh, views if config.eval.multiview else 0)
     trainable = parts["state"].trainable

@@ -12,6 +12,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -19,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 from motion_clip_jax.core import video_spec
 from motion_clip_jax.models.losses import per_clip_cross_entropy
 from motion_clip_jax.models.params import merge_params
-from motion_clip_jax.models.video_clip import VideoCLIP
+from motion_clip_jax.models.video_clip import VideoCLIP, for_classes
 from motion_clip_jax.train import mesh as mesh_lib
 
 Array = jax.Array
@@ -157,6 +158,20 @@ def make_train_step(
         out_shardings=(state_shardings, replicated),
         donate_argnums=(0,),
     )
+
+
+def per_class_list(make_step: Callable[[VideoCLIP], Callable], model: VideoCLIP) -> Callable:
+    """host eos (K,) of a class list -> make_step(`for_classes(model, eos)`): that list's step,
+    built once per suffix layout (lists of the same layout share one)."""
+    built: dict[Any, Callable] = {}
+
+    def step_for(eos: np.ndarray) -> Callable:
+        module = for_classes(model, eos)
+        if module.suffix_layout not in built:
+            built[module.suffix_layout] = make_step(module)
+        return built[module.suffix_layout]
+
+    return step_for
 
 
 def _view_features(model: VideoCLIP, frozen: Any, video: Array) -> Array:

@@ -29,7 +29,7 @@ from motion_clip_jax.core import model_spec
 from motion_clip_jax.core.class_prompts import class_prompt_tokens
 from motion_clip_jax.models import model_config as config_lib
 from motion_clip_jax.models import params as params_lib
-from motion_clip_jax.models.video_clip import VideoCLIP, init_video_clip
+from motion_clip_jax.models.video_clip import VideoCLIP, for_classes, init_video_clip
 from motion_clip_jax.train import checkpoint as checkpoint_lib
 from motion_clip_jax.train import data_input, preemption, providers, train_features, workdir_lock
 from motion_clip_jax.train import evaluate as evaluate_lib
@@ -81,12 +81,14 @@ class Placed:
 
 @dataclasses.dataclass(frozen=True)
 class EvalSet:
-    """One evaluation set: its dataset and the class prompt tokens (K, L) / EOS index (K,)."""
+    """One evaluation set: its dataset and the class prompt tokens (K, L) / EOS index (K,) on the
+    mesh, and the EOS index on the host (it picks the set's steps: `steps.per_class_list`)."""
 
     name: str
     dataset: data_input.Dataset
     class_tokens: jax.Array
     eos: jax.Array
+    host_eos: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +96,7 @@ class EvalContext:
     """What every evaluation pass needs besides the trainable parameters and the set."""
 
     config: ml_collections.ConfigDict
-    eval_step: Callable[..., jax.Array]
+    eval_step_for: Callable[[np.ndarray], Callable[..., jax.Array]]  # host eos -> its eval step
     frozen: Any
     batch_sharding: Any
     feature_cache: feature_cache_lib.FeatureCacheSettings | None = (
@@ -156,8 +158,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     placed = place_on_mesh(parts, tx, mesh)
     checkpointer = checkpoint_lib.Checkpointer(workdir, config.train.keep_checkpoints)
     state = restore(checkpointer, placed.state, config)
+    main_set = make_eval_set("main", dataset, parts.model_config, mesh)
+    # The train step always gets the training classes: it may group their suffixes (exact).
+    train_module = for_classes(parts.module, main_set.host_eos)
     train_step = steps_lib.make_train_step(
-        parts.module,
+        train_module,
         tx,
         schedule,
         mesh,
@@ -166,7 +171,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         config.train.grad_accum_steps,
     )
     eval_ctx = make_eval_context(config, parts, placed, mesh)
-    main_set = make_eval_set("main", dataset, parts.model_config, mesh)
     start_step = int(state.step)
     train_cache = open_train_cache(config, dataset, parts, placed, mesh, start_step, total_steps)
     train_ctx = TrainContext(
@@ -180,6 +184,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         "step": step,
         "num_train_steps": total_steps,
         "model": model_record(parts),
+        "train_suffix_groups": suffix_groups_record(train_module),
         **tower_record(train_ctx, total_steps - start_step, workdir),
     }
     results.update(evaluate_all(eval_ctx, state.trainable, eval_sets, writer, workdir, step))
@@ -360,6 +365,13 @@ def model_record(parts: ModelParts) -> dict[str, Any]:
     return record
 
 
+def suffix_groups_record(module: VideoCLIP) -> list[list[int]] | None:
+    """[[classes, padded suffix length], ...] of the module's text suffix groups (None: one
+    padded suffix for all, or no learned context)."""
+    layout = module.suffix_layout
+    return None if layout is None else [[len(rows), size] for rows, size in layout]
+
+
 def train_length(config: ml_collections.ConfigDict, dataset: data_input.Dataset) -> tuple[int, int]:
     """(total train steps, steps per epoch) from train.num_steps or train.num_epochs."""
     steps_per_epoch = max(1, math.ceil(dataset.num_train / config.train.batch_size))
@@ -464,13 +476,19 @@ def make_eval_context(
             directory=os.path.abspath(config.eval.feature_cache_dir),
             **clip_identity(parts),
             encode_step=steps_lib.make_encode_step(parts.module, mesh, placed.frozen_shardings),
-            features_step=steps_lib.make_eval_features_step(
-                parts.module, mesh, placed.frozen_shardings
+            features_step_for=steps_lib.per_class_list(
+                lambda module: steps_lib.make_eval_features_step(
+                    module, mesh, placed.frozen_shardings
+                ),
+                parts.module,
             ),
         )
     return EvalContext(
         config,
-        steps_lib.make_eval_step(parts.module, mesh, placed.frozen_shardings),
+        steps_lib.per_class_list(
+            lambda module: steps_lib.make_eval_step(module, mesh, placed.frozen_shardings),
+            parts.module,
+        ),
         placed.frozen,
         mesh_lib.batch_sharding(mesh),
         cache,
@@ -482,10 +500,9 @@ def make_eval_set(
 ) -> EvalSet:
     """The set with its class prompt tokens, replicated on the mesh."""
     replicated = mesh_lib.replicated(mesh)
-    tokens, eos = mesh_lib.put_on_mesh(
-        class_prompt_tokens(model_config, dataset.class_names), (replicated, replicated)
-    )
-    return EvalSet(name, dataset, tokens, eos)
+    host = class_prompt_tokens(model_config, dataset.class_names)
+    tokens, eos = mesh_lib.put_on_mesh(host, (replicated, replicated))
+    return EvalSet(name, dataset, tokens, eos, host[1])
 
 
 def extra_eval_sets(
@@ -718,10 +735,10 @@ def eval_scores(
     """
     tokens, eos = eval_set.class_tokens, eval_set.eos
     if ctx.feature_cache is None:
-        step, inputs = ctx.eval_step, "video"
+        step, inputs = ctx.eval_step_for(eval_set.host_eos), "video"
         batches = data_input.eval_iterator(ctx.config, eval_set.dataset, multiview)
     else:
-        step, inputs = ctx.feature_cache.features_step, "features"
+        step, inputs = ctx.feature_cache.features_step_for(eval_set.host_eos), "features"
         local_batch = ctx.config.eval.batch_size // jax.process_count()
         views = feature_cache_lib.cached_views(
             ctx.feature_cache, ctx.config, ctx.frozen, ctx.batch_sharding, eval_set, multiview, log
