@@ -206,7 +206,10 @@ def test_few_shot_run_writes_its_draw_and_results(tmp_path, dataset_dir):
     multiview = saved["main/multiview"]  # both aggregations, named; top1 is the paper's
     assert multiview["top1"] == multiview["mean_over_views"]["top1"]
     assert len(multiview["mean_over_views"]["per_view_top1"]) == multiview["num_views"] == 12
-    assert 0 <= multiview["summed_scores"]["top1"] <= 1
+    # The per-video confusion matrix is the summed scores' predictions: its diagonal is their top-1.
+    confusion = np.asarray(multiview["confusion_matrix"])
+    assert confusion.sum() == 16
+    assert multiview["summed_scores"]["top1"] == np.trace(confusion) / 16
     for split in (1, 2):
         other = saved[f"other_split{split}/single_view"]
         assert other["num_videos"] == 16

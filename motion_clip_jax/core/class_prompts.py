@@ -86,8 +86,8 @@ def suffix_layout(eos: np.ndarray, n_ctx: int, max_groups: int) -> SuffixLayout:
     After the shared prefix [SOT, ctx_1..ctx_H], row k's suffix is its class tokens, "." and EOT:
     positions 1 + H .. eos_k, i.e. eos_k - H long. One padded suffix for all K rows holds K times
     the longest (42% of it padding for HMDB-51's names); each group is padded only to its own
-    longest. The groups are runs of the sorted lengths, chosen to minimise the padded positions
-    (each extra group costs another pass of the prefix, which XLA shares, and smaller matmuls).
+    longest. The groups are runs of the sorted lengths, chosen to minimise the padded positions;
+    their number is capped because each group runs the prefix again and makes smaller matmuls.
 
     Args:
       eos: (K,) EOT positions from `class_prompt_tokens` (host values).
@@ -201,7 +201,7 @@ def _grouped_suffix_features(
             f"suffix layout {[(len(r), size) for r, size in layout]} (rows, length) does not fit "
             f"{k} prompt rows of {length} tokens after a prefix of {start}"
         )
-    if len(layout) == 1 and order == list(range(k)):  # one group in row order: no reordering
+    if layout == ((tuple(range(k)), length - start),):  # every row whole: nothing to regroup
         suffix = xp.broadcast_to(embeddings[None, :, start:], (n, k, length - start, width))
         return encode_with_prefix(prefix, suffix, eos - start)
     parts, fits = [], []
