@@ -139,12 +139,15 @@ class Bench:
         self.trainable = trainable
         state = steps.TrainState.create(trainable, self.tx)
         self.state_shardings = jax.tree.map(lambda _: replicated, state)
+        # The steps as the trainer builds them for one class list (`for_classes`: the class
+        # suffixes in groups, exact).
         make = lambda model: (
             steps.make_train_step(
-                model, self.tx, schedule, self.mesh, self.state_shardings, self.frozen_shardings
+                video_lib.for_classes(model, eos), self.tx, schedule, self.mesh,
+                self.state_shardings, self.frozen_shardings,
             ),
-            steps.make_eval_step(model, self.mesh, self.frozen_shardings),
-        )
+            steps.make_eval_step(video_lib.for_classes(model, eos), self.mesh, self.frozen_shardings),
+        )  # fmt: skip
         self.train_step, self.eval_step = make(self.model)
         # XLA's cost analysis counts a while loop's body once, so FLOPs come from the unchunked
         # program (same arithmetic), lowered only.
