@@ -70,14 +70,14 @@ def _ours_model(
     return config, model, params_lib.merge_params(trainable, frozen), ids, eos
 
 
-def _unchunked(config, eos):
-    """The same model with the image tower in one call: XLA's cost analysis counts a loop's body
+def _unchunked(model):
+    """The same module with the image tower in one call: XLA's cost analysis counts a loop's body
     once, so FLOPs are taken from this program."""
-    from motion_clip_jax.models import video_clip as video_lib
+    import ml_collections
 
-    flat = config.copy_and_resolve_references()
-    flat.image_chunk_frames = 0
-    return video_lib.for_classes(video_lib.build_model(flat), eos)
+    return model.clone(
+        config=ml_collections.FrozenConfigDict({**model.config.to_dict(), "image_chunk_frames": 0})
+    )
 
 
 def ours_full(
@@ -102,7 +102,7 @@ def ours_full(
     start = time.perf_counter()
     compiled = forward.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    flat = _unchunked(config, eos)
+    flat = _unchunked(model)
     flat_forward = jax.jit(lambda p, v, i, e: flat.apply({"params": p}, v, i, e))
     info = {
         "params_M": round(params_lib.count_params(params) / 1e6, 1),
@@ -369,8 +369,7 @@ def ours_part(
         PARTS[2]: (text, (ids, eos, motion)),
         PARTS[3]: (match, (video_out, text(params, ids, eos, motion))),
     }[part]
-    flat = _unchunked(config, np.asarray(eos))
-    counted = stage(video_lib.VideoCLIP.encode_frames, flat) if fn is tower else fn
+    counted = stage(video_lib.VideoCLIP.encode_frames, _unchunked(model)) if fn is tower else fn
     info = {"gflops": round(_flops(counted.lower(params, *args)) / 1e9, 2)}
 
     def call():

@@ -139,21 +139,22 @@ class Bench:
         self.trainable = trainable
         state = steps.TrainState.create(trainable, self.tx)
         self.state_shardings = jax.tree.map(lambda _: replicated, state)
-        # The steps as the trainer builds them for one class list (`for_classes`: the class
-        # suffixes in groups, exact).
         make = lambda model: (
             steps.make_train_step(
-                video_lib.for_classes(model, eos), self.tx, schedule, self.mesh,
-                self.state_shardings, self.frozen_shardings,
+                model, self.tx, schedule, self.mesh, self.state_shardings, self.frozen_shardings
             ),
-            steps.make_eval_step(video_lib.for_classes(model, eos), self.mesh, self.frozen_shardings),
-        )  # fmt: skip
-        self.train_step, self.eval_step = make(self.model)
+            steps.make_eval_step(model, self.mesh, self.frozen_shardings),
+        )
+        # The steps as the trainer builds them for one class list (`for_classes`: the class
+        # suffixes in groups, exact).
+        model = video_lib.for_classes(self.model, eos)
+        self.train_step, self.eval_step = make(model)
         # XLA's cost analysis counts a while loop's body once, so FLOPs come from the unchunked
         # program (same arithmetic), lowered only.
-        unchunked = ml_collections.ConfigDict(self.config.to_dict())
-        unchunked.image_chunk_frames = 0
-        self.flops_steps = make(video_lib.build_model(unchunked))
+        unchunked = ml_collections.FrozenConfigDict(
+            {**self.config.to_dict(), "image_chunk_frames": 0}
+        )
+        self.flops_steps = make(model.clone(config=unchunked))
 
     def video(self, batch: int):
         t = self.config.num_frames

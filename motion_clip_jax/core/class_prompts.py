@@ -204,21 +204,18 @@ def _grouped_suffix_features(
     if layout == ((tuple(range(k)), length - start),):  # every row whole: nothing to regroup
         suffix = xp.broadcast_to(embeddings[None, :, start:], (n, k, length - start, width))
         return encode_with_prefix(prefix, suffix, eos - start)
-    parts, fits = [], []
+    parts, limit = [], np.zeros(k, np.int32)
     for rows, size in layout:
         index = np.asarray(rows)
         suffix = embeddings[index][None, :, start : start + size]
-        eos_in_suffix = eos[index] - start
         parts.append(
             encode_with_prefix(
-                prefix, xp.broadcast_to(suffix, (n, len(rows), size, width)), eos_in_suffix
+                prefix, xp.broadcast_to(suffix, (n, len(rows), size, width)), eos[index] - start
             )
         )
-        fits.append(xp.all(eos_in_suffix < size))
+        limit[index] = start + size  # the first position past the row's group suffix
     feats = xp.concatenate(parts, 1)[:, np.argsort(order)]
-    # A group's rows are read at their EOT, which must lie in the group's suffix: the layout
-    # is static, the tokens are not, so a mismatch poisons the result instead of passing.
-    every_fits = fits[0]
-    for fit in fits[1:]:
-        every_fits = every_fits & fit
-    return xp.where(every_fits, feats, xp.full_like(feats, float("nan")))
+    # A row is read at its EOT, which must lie in its group's suffix: the layout is static, the
+    # tokens are not, so a mismatch poisons the result instead of passing.
+    fits = xp.all(eos < xp.asarray(limit))
+    return xp.where(fits, feats, xp.full_like(feats, float("nan")))
