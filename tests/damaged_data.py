@@ -6,31 +6,20 @@
 from __future__ import annotations
 
 import os
-import struct
 
 import tensorflow as tf
 
-from motion_clip_jax.data import records, source
+from motion_clip_jax.data import record_offsets, records, source
 from motion_clip_jax.synthetic import world
 
 NOT_A_JPEG = b"\xff\xd8\xff\xe0 not a JPEG at all"
 
 
-def _frame_offsets(path: str) -> list[tuple[int, int]]:
-    """(byte offset, payload length) of each record of a TFRecord file."""
-    data, offsets, pos = open(path, "rb").read(), [], 0
-    while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos : pos + 8])
-        offsets.append((pos, length))
-        pos += 12 + length + 4  # length, its CRC, payload, its CRC
-    return offsets
-
-
 def break_frame(path: str, record: int) -> None:
     """Flips one payload byte of `record`: reading it fails its CRC check (DataLossError)."""
     data = bytearray(open(path, "rb").read())
-    pos, length = _frame_offsets(path)[record]
-    data[pos + 12 + length // 2] ^= 0xFF
+    pos, length = record_offsets.frames(path)[record]
+    data[pos + 12 + length // 2] ^= 0xFF  # past the 12-byte header: inside the payload
     open(path, "wb").write(bytes(data))
 
 

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from motion_clip_jax.core import video_spec
-from motion_clip_jax.data import pipeline, records, sampling, shuffle, source
+from motion_clip_jax.data import pipeline, record_offsets, records, sampling, shuffle, source
 
 from . import damaged_data
 
@@ -395,7 +395,7 @@ def unframed(tmp_path_factory):
             damaged_data.break_frame(path, 2)
         else:
             data = bytearray(open(path, "rb").read())
-            data[damaged_data._frame_offsets(path)[2][0] + 1] ^= 0xFF
+            data[record_offsets.frames(path)[2][0] + 1] ^= 0xFF
             open(path, "wb").write(bytes(data))
         made[kind] = (dataset_dir, path)
     return made

@@ -9,9 +9,10 @@ as an endless stream of epochs; epoch e visits the records in a permutation fixe
 stateless seed `train_clip_seed(seed, split position of its video, epoch)`: the clip of a video
 in its e-th epoch is the same whatever the stream around it (process layout, few-shot draw,
 batch), so its frozen image features can be cached and shared (train/train_features.py).
-Records are read by position (shard file, record number; TFRecord skips seek over records
-without reading them), so the batch at step n is a pure function of (data, seed, n, process
-layout) and `start_step=n` resumes exactly, at once. Parallel reading keeps the order
+Records are read by position (shard file, record number), each from its byte offset
+(record_offsets.py: one header and one record read, both CRCs checked), so the batch at step n
+is a pure function of (data, seed, n, process layout) and `start_step=n` resumes exactly, at
+once. Parallel reading keeps the order
 (deterministic=True). `train_stream_rows` says, without reading anything, which (video, epoch)
 each slot of a step's batch holds.
 
@@ -42,7 +43,7 @@ import tensorflow_datasets as tfds
 
 from motion_clip_jax.core.error_text import first_line
 from motion_clip_jax.core.video_spec import NUM_TEST_CROPS, NUM_TEST_SAMPLINGS
-from motion_clip_jax.data import sampling, shuffle, source, transforms
+from motion_clip_jax.data import record_offsets, sampling, shuffle, source, transforms
 
 # The functions given to tf.data are written in graph style already (tf.cond, Python loops over
 # static sizes): AutoGraph's source rewrite of them changes nothing and cost ~3 CPU-s per process.
@@ -321,19 +322,25 @@ def _element_factory(records, clip_fn, extras_fn, video_shape, options: Pipeline
     files = tf.constant(list(records.files), dtype=tf.string)
     file_index = tf.constant(records.file_index, dtype=tf.int64)
     offset = tf.constant(records.offset, dtype=tf.int64)
+    byte_offset = tf.constant(
+        record_offsets.byte_offsets(records.files, records.file_index, records.offset)
+    )
 
     def read(i):
-        # Unbuffered: one read per record; skipping seeks over records by their length headers
-        # (a read buffer would be refilled at every seek: ~2x the per-record cost here).
-        ds = tf.data.TFRecordDataset(tf.gather(files, tf.gather(file_index, i)), buffer_size=0)
-        return ds.skip(tf.gather(offset, i)).take(1)
+        return record_offsets.one_record(
+            tf.gather(files, tf.gather(file_index, i)),
+            tf.gather(offset, i),
+            tf.gather(byte_offset, i),
+        )
 
     def element(q, i, serialized):
         return {**clip_fn(serialized, q, i), **extras_fn(q, i)}
 
     def element_dataset(q, i):
         q, i = tf.cast(q, tf.int64), tf.cast(i, tf.int64)
-        ds = read(i).map(graph_fn(lambda serialized: element(q, i, serialized)))
+        # Read inside flat_map (see record_offsets.one_record).
+        ds = tf.data.Dataset.from_tensors(i).flat_map(graph_fn(read))
+        ds = ds.map(graph_fn(lambda serialized: element(q, i, serialized)))
         if options.on_bad_record == "skip":
             fallback = _placeholder(video_shape, options.uint8, extras_fn(q, i))
             ds = ds.ignore_errors().concatenate(tf.data.Dataset.from_tensors(fallback)).take(1)
