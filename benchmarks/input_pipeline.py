@@ -130,9 +130,13 @@ def decode_ceiling(data_dir: str, frames: int = CEILING_FRAMES) -> float:
     return decode_ceiling_fn(data_dir, frames)()
 
 
-def train_batches(data_dir: str, *, batch_size: int, num_threads: int | None, uint8: bool):
-    """The benchmarked training iterator (T=8, crop 224, default flip and multi-scale crop)."""
+def train_batches(
+    data_dir: str, *, batch_size: int, num_threads: int | None, uint8: bool, window: bool = False
+):
+    """The benchmarked training iterator (T=8, crop 224, default flip and multi-scale crop);
+    window: crop windows left to the device to resize, as the trainer does by default."""
     from motion_clip_jax.data import pipeline
+    from motion_clip_jax.train import data_input
 
     options = pipeline.PipelineOptions(
         num_frames=8,
@@ -141,6 +145,7 @@ def train_batches(data_dir: str, *, batch_size: int, num_threads: int | None, ui
         seed=0,
         num_threads=num_threads,
         uint8=uint8,
+        window=data_input.window_side(data_dir, "train", 224) if window else 0,
     )
     return pipeline.make_train_iterator(
         data_dir, "train", options, process_index=0, process_count=1
@@ -148,11 +153,19 @@ def train_batches(data_dir: str, *, batch_size: int, num_threads: int | None, ui
 
 
 def measure(
-    data_dir: str, *, batches: int, batch_size: int, num_threads: int | None, uint8: bool
+    data_dir: str,
+    *,
+    batches: int,
+    batch_size: int,
+    num_threads: int | None,
+    uint8: bool,
+    window: bool = False,
 ) -> dict:
-    iterator = train_batches(data_dir, batch_size=batch_size, num_threads=num_threads, uint8=uint8)
+    iterator = train_batches(
+        data_dir, batch_size=batch_size, num_threads=num_threads, uint8=uint8, window=window
+    )
     batch = next(iterator)  # warm-up: graph building, first reads
-    assert batch["video"].shape == (batch_size, 8, 224, 224, 3), batch["video"].shape
+    assert batch["video"].shape[:2] == (batch_size, 8), batch["video"].shape
     wall, cpu = time.time(), time.process_time()
     for _ in range(batches):
         batch = next(iterator)
@@ -161,7 +174,9 @@ def measure(
     return {"clips_per_s": clips / wall, "clips_per_cpu_s": clips / cpu, "wall_s": wall}
 
 
-def alternating_rounds(data_dir: str, *, rounds: int, batches: int, batch_size: int) -> list:
+def alternating_rounds(
+    data_dir: str, *, rounds: int, batches: int, batch_size: int, window: bool
+) -> list:
     """[(ceiling clips per CPU-s, uint8 1-thread pipeline clips per CPU-s)] measured back to back
     in each round, so both see the same load. Each round builds a fresh iterator and drops it
     before the next ceiling: a live one keeps decoding in its prefetch threads, on our CPU time."""
@@ -170,11 +185,34 @@ def alternating_rounds(data_dir: str, *, rounds: int, batches: int, batch_size: 
     for _ in range(rounds):
         decode_clips = ceiling() / 8
         result = measure(
-            data_dir, batches=batches, batch_size=batch_size, num_threads=1, uint8=True
-        )
+            data_dir, batches=batches, batch_size=batch_size, num_threads=1, uint8=True,
+            window=window,
+        )  # fmt: skip
         gc.collect()
         out.append((decode_clips, result["clips_per_cpu_s"]))
     return out
+
+
+def device_finish_ms(data_dir: str, batch_size: int) -> float:
+    """CPU ms per clip of train/window_resize.finish_clips on one of the pipeline's window batches,
+    jitted on this machine's JAX device (best of 5): the work the windows move off the host."""
+    import jax
+    import jax.numpy as jnp
+
+    from motion_clip_jax.train import window_resize
+
+    batch = next(
+        train_batches(data_dir, batch_size=batch_size, num_threads=1, uint8=True, window=True)
+    )
+    args = [jnp.asarray(batch[k]) for k in ("video", "window_hw", "flip")]
+    finish = jax.jit(lambda v, hw, f, z: window_resize.finish_clips(v, hw, f, 224, z))
+    finish(*args, jnp.int32(0)).block_until_ready()
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        finish(*args, jnp.int32(0)).block_until_ready()
+        best = min(best, time.process_time() - start)
+    return 1e3 * best / batch_size
 
 
 def _stages() -> dict[str, dict]:
@@ -290,16 +328,22 @@ def main() -> None:
         flush=True,
     )
     cores = os.cpu_count() or 1
-    for uint8 in (False, True):
+    outputs = {
+        "float32 normalised": dict(uint8=False),
+        "uint8": dict(uint8=True),
+        "uint8 crop windows (resized on the device: the trainer's default)": dict(
+            uint8=True, window=True
+        ),
+    }
+    for output, kind in outputs.items():
         for threads in (1, cores):
             result = measure(
                 data_dir,
                 batches=args.batches,
                 batch_size=args.batch_size,
                 num_threads=threads,
-                uint8=uint8,
+                **kind,
             )
-            output = "uint8" if uint8 else "float32 normalised"
             print(
                 f"train pipeline, T=8, crop 224, batch {args.batch_size}, {output}, {threads} "
                 f"thread(s): {result['clips_per_s']:.0f} clips/s wall, "
@@ -308,22 +352,24 @@ def main() -> None:
                 f"({result['wall_s']:.1f} s)",
                 flush=True,
             )
-    if args.rounds > 0:
+    for window, name in ((False, "uint8 pipeline"), (True, "uint8 crop-window pipeline")):
+        if args.rounds <= 0:
+            break
         rounds = alternating_rounds(
             data_dir, rounds=args.rounds, batches=max(1, args.batches // 3),
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, window=window,
         )  # fmt: skip
         fractions = [clips / decode for decode, clips in rounds]
         for k, ((decode, clips), fraction) in enumerate(zip(rounds, fractions)):
             print(
-                f"round {k + 1}: decode ceiling {decode:.0f} clips per CPU-s, uint8 pipeline "
+                f"round {k + 1}: decode ceiling {decode:.0f} clips per CPU-s, {name} "
                 f"(1 thread) {clips:.0f} clips per CPU-s = {fraction:.0%}",
                 flush=True,
             )
         best_decode = max(decode for decode, _ in rounds)
         best_clips = max(clips for _, clips in rounds)
         print(
-            f"uint8 pipeline / decode ceiling over {len(rounds)} alternating rounds: median of the "
+            f"{name} / decode ceiling over {len(rounds)} alternating rounds: median of the "
             f"rounds' fractions {float(np.median(fractions)):.0%} (min {min(fractions):.0%}, max "
             f"{max(fractions):.0%}); each side at its best {best_clips / best_decode:.0%} "
             f"({best_clips:.0f} / {best_decode:.0f} clips per CPU-s); load average now "
@@ -331,6 +377,12 @@ def main() -> None:
             flush=True,
         )
 
+    ms = device_finish_ms(data_dir, args.batch_size)
+    print(
+        f"the windows' finish on the JAX device (resize, round, flip; train/window_resize.py), "
+        f"jitted, batch {args.batch_size}: {ms:.2f} CPU ms per clip on this machine",
+        flush=True,
+    )
     if args.breakdown:
         ms = breakdown(
             data_dir, rounds=3, batches=max(1, args.batches * 2 // 3), batch_size=args.batch_size

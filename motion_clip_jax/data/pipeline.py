@@ -162,6 +162,11 @@ class PipelineOptions:
     random horizontal flip (turn off when left / right matters, e.g. synthetic data).
     crop_scales: training multi-scale crop, fractions of the short side. num_threads: size of a
     private tf.data thread pool (None: TF's shared pool). prefetch: batches prepared ahead.
+    window: 0 resizes training clips here; W > 0 (uint8 only) leaves the resize, rounding and flip
+    to the accelerator: video is then each clip's crop window, zero-padded to (T, W, W, 3), with
+    window_hw (2,) its size and flip () its mirror bit; train/window_resize.finish_clips turns them
+    into the same uint8 clips bit for bit (a window larger than W, or one TF would antialias, is
+    resized here and sent as a crop x crop window).
     """
 
     num_frames: int
@@ -174,6 +179,7 @@ class PipelineOptions:
     crop_scales: tuple[float, ...] = tuple(transforms.MULTISCALE_SCALES)
     num_threads: int | None = None
     prefetch: int = 2
+    window: int = 0
 
     def __post_init__(self):
         if self.num_frames < 1 or self.crop_size < 1 or self.batch_size < 1:
@@ -185,6 +191,10 @@ class PipelineOptions:
             raise ValueError(f"on_bad_record must be 'raise' or 'skip', got {self.on_bad_record!r}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.window and (not self.uint8 or self.window < self.crop_size):
+            raise ValueError(
+                f"window={self.window} needs uint8=True and window >= crop_size ({self.crop_size})"
+            )
 
 
 def split_video_ids(data_dir: str, split: str) -> list[str] | None:
@@ -244,8 +254,9 @@ def train_clip_seed(seed: int, split_position: tf.Tensor, epoch: tf.Tensor) -> t
     return tf.random.experimental.stateless_fold_in(per_video, tf.cast(epoch, tf.int64))
 
 
-def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip, uint8):
-    """One training clip (T, crop, crop, 3): uint8, or CLIP-normalised float32 (`_finish`)."""
+def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip, uint8, window):
+    """{"video": one training clip (T, crop, crop, 3)}: uint8, or CLIP-normalised float32
+    (`_finish`); with a `window`, its crop window and the fields that finish it on the device."""
     jpegs = example["video"]
     time_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     offsets = sampling.random_offsets_tf(num_frames, time_seed)
@@ -253,12 +264,39 @@ def _train_clip(example, seed, *, num_frames, crop_size, crop_scales, flip, uint
     sampled = tf.ensure_shape(sampled, [num_frames])
     height, width = transforms.frame_size(sampled[0])
     box = transforms.multiscale_crop_box(height, width, crop_seed, crop_scales)
+    if window:
+        mirror = transforms.flip_drawn(flip_seed) if flip else tf.constant(False)
+        return {**_crop_window(sampled, box, crop_size, window), "flip": mirror}
     # `_finish` is per pixel, so it commutes with the mirror: flipping its uint8 moves 4x fewer
     # bytes than flipping the float frames.
     frames = transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, uint8))
     if flip:
         frames = transforms.random_flip(frames, flip_seed)
-    return frames
+    return {"video": frames}
+
+
+def _crop_window(sampled, box, crop_size: int, window: int) -> dict[str, tf.Tensor]:
+    """{"video": the T decoded crop windows zero-padded to (T, window, window, 3) uint8,
+    "window_hw": their (h, w)}. A window the device resize cannot take (larger than `window`, or
+    shrunk by more than 1.5x, where TF antialiases) is resized here: a crop x crop window."""
+    h, w, steps = box[2], box[3], sampled.shape[0]
+    fits = (tf.maximum(h, w) <= window) & (tf.maximum(h, w) * 2 <= crop_size * 3)
+
+    def pad(frames, height, width):
+        return tf.pad(frames, [[0, 0], [0, window - height], [0, window - width], [0, 0]])
+
+    def raw():
+        frames = [tf.image.decode_and_crop_jpeg(sampled[t], box, channels=3) for t in range(steps)]
+        return tf.stack([pad(f[None], h, w)[0] for f in frames])
+
+    def resized():
+        frames = transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, True))
+        return pad(frames, crop_size, crop_size)
+
+    video = tf.cond(fits, raw, resized)
+    video.set_shape([steps, window, window, 3])
+    size = tf.where(fits, tf.stack([h, w]), tf.constant([crop_size, crop_size]))
+    return {"video": video, "window_hw": size}
 
 
 def _eval_clip(example, seed, *, num_frames, crop_size, multiview, uint8):
@@ -270,7 +308,8 @@ def _eval_clip(example, seed, *, num_frames, crop_size, multiview, uint8):
         sampled = tf.ensure_shape(sampled, [num_frames])
         height, width = transforms.frame_size(sampled[0])
         box = transforms.centre_crop_box(height, width)
-        return transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, uint8))
+        finish = lambda f: _finish(f, uint8)  # noqa: E731
+        return {"video": transforms.decode_crop_resize(sampled, box, crop_size, finish)}
     view_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, NUM_TEST_SAMPLINGS))
     indices = tf.concat(
         [
@@ -291,12 +330,18 @@ def _eval_clip(example, seed, *, num_frames, crop_size, multiview, uint8):
         for crop_index in range(NUM_TEST_CROPS):
             y, x, h, w = tf.unstack(boxes[crop_index])
             views.append(transforms.resize(clip[:, y : y + h, x : x + w], crop_size))
-    return _finish(tf.stack(views), uint8)
+    return {"video": _finish(tf.stack(views), uint8)}
 
 
-def _placeholder(video_shape, uint8: bool, extra: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+def _zeros(clip_spec: dict[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
+    return {name: tf.zeros(spec.shape, spec.dtype) for name, spec in clip_spec.items()}
+
+
+def _placeholder(
+    clip_spec: dict[str, tf.TensorSpec], extra: dict[str, tf.Tensor]
+) -> dict[str, tf.Tensor]:
     return {
-        "video": tf.zeros(video_shape, tf.uint8 if uint8 else tf.float32),
+        **_zeros(clip_spec),
         "label": tf.constant(-1, tf.int32),
         "mask": tf.constant(False),
         **extra,
@@ -312,7 +357,7 @@ def _options(num_threads: int | None) -> tf.data.Options:
     return options
 
 
-def _element_factory(records, clip_fn, extras_fn, video_shape, options: PipelineOptions):
+def _element_factory(records, clip_fn, extras_fn, clip_spec, options: PipelineOptions):
     """-> (element_dataset, clips).
 
     element_dataset(q, i): a one-element dataset, the clip of record i at stream position q (also
@@ -342,7 +387,7 @@ def _element_factory(records, clip_fn, extras_fn, video_shape, options: Pipeline
         ds = tf.data.Dataset.from_tensors(i).flat_map(graph_fn(read))
         ds = ds.map(graph_fn(lambda serialized: element(q, i, serialized)))
         if options.on_bad_record == "skip":
-            fallback = _placeholder(video_shape, options.uint8, extras_fn(q, i))
+            fallback = _placeholder(clip_spec, extras_fn(q, i))
             ds = ds.ignore_errors().concatenate(tf.data.Dataset.from_tensors(fallback)).take(1)
         return ds
 
@@ -377,27 +422,27 @@ def _element_factory(records, clip_fn, extras_fn, video_shape, options: Pipeline
 def _clip_fn(
     data_dir: str,
     options: PipelineOptions,
-    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], tf.Tensor],
+    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], dict[str, tf.Tensor]],
     stream: _Stream,
-    video_shape: tuple[int, ...],
+    clip_spec: dict[str, tf.TensorSpec],
 ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
-    """(serialized record, stream position q, record index i) -> {video, label, mask}.
+    """(serialized record, stream position q, record index i) -> {video (+ clip_spec's other
+    fields), label, mask}.
 
-    make_video(example, seed) draws the clip in the output format; stream.element_seed(q, i) its
-    stateless seed. Where stream.undecoded(q, i) holds, the video is zeros (nothing decoded).
+    make_video(example, seed) draws the clip's fields (`clip_spec`); stream.element_seed(q, i) its
+    stateless seed. Where stream.undecoded(q, i) holds, they are zeros (nothing decoded).
     """
     spec = _parse_spec(source.open_builder(data_dir).info.features, ("video", "label"))
-    dtype = tf.uint8 if options.uint8 else tf.float32
 
     def clip_fn(serialized, q, i):
         example = _parse(spec, serialized)
         draw = lambda: make_video(example, stream.element_seed(q, i))
         if stream.undecoded is None:
-            video = draw()
+            fields = draw()
         else:
-            video = tf.cond(stream.undecoded(q, i), lambda: tf.zeros(video_shape, dtype), draw)
+            fields = tf.cond(stream.undecoded(q, i), lambda: _zeros(clip_spec), draw)
         return {
-            "video": video,
+            **fields,
             "label": tf.cast(example["label"], tf.int32),
             "mask": tf.constant(True),
         }
@@ -448,16 +493,16 @@ def _video_batches(
     split: str,
     options: PipelineOptions,
     records,
-    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], tf.Tensor],
-    video_shape: tuple[int, ...],
+    make_video: Callable[[dict[str, tf.Tensor], tf.Tensor], dict[str, tf.Tensor]],
+    clip_spec: dict[str, tf.TensorSpec],
     stream: _Stream,
 ) -> VideoBatches:
     """The shared skeleton: records -> clips (make_video(example, seed)) -> batches."""
-    clip_fn = _clip_fn(data_dir, options, make_video, stream, video_shape)
-    element_dataset, clips = _element_factory(records, clip_fn, stream.extras, video_shape, options)
+    clip_fn = _clip_fn(data_dir, options, make_video, stream, clip_spec)
+    element_dataset, clips = _element_factory(records, clip_fn, stream.extras, clip_spec, options)
     padding = None
     if stream.padding is not None:
-        element = _placeholder(video_shape, options.uint8, stream.padding)
+        element = _placeholder(clip_spec, stream.padding)
         padding = tf.data.Dataset.from_tensors(element).repeat(stream.num_padding)
     return VideoBatches(
         _batches(stream.positions, clips, options, padding),
@@ -512,6 +557,7 @@ def make_train_iterator(
     make_video = functools.partial(
         _train_clip, num_frames=options.num_frames, crop_size=options.crop_size,
         crop_scales=tuple(options.crop_scales), flip=options.flip, uint8=options.uint8,
+        window=options.window,
     )  # fmt: skip
     epoch_order = functools.partial(_epoch_order, n, options.seed, process_index)
 
@@ -537,8 +583,23 @@ def make_train_iterator(
         batches_per_epoch=n / options.batch_size,
         undecoded=_clip_lookup(undecoded, split_position, n),
     )
-    video_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
-    return _video_batches(data_dir, split, options, records, make_video, video_shape, stream)
+    return _video_batches(
+        data_dir, split, options, records, make_video, _train_spec(options), stream
+    )
+
+
+def _train_spec(options: PipelineOptions) -> dict[str, tf.TensorSpec]:
+    """The fields of a training clip (`_train_clip`)."""
+    if not options.window:
+        side = options.crop_size
+        dtype = tf.uint8 if options.uint8 else tf.float32
+        return {"video": tf.TensorSpec((options.num_frames, side, side, 3), dtype)}
+    side = options.window
+    return {
+        "video": tf.TensorSpec((options.num_frames, side, side, 3), tf.uint8),
+        "window_hw": tf.TensorSpec((2,), tf.int32),
+        "flip": tf.TensorSpec((), tf.bool),
+    }
 
 
 def _epoch_order(n: int, seed: int, process_index: int, epoch: int) -> np.ndarray:
@@ -644,7 +705,9 @@ def make_eval_iterator(
     )
     clip_shape = (options.num_frames, options.crop_size, options.crop_size, 3)
     video_shape = (NUM_TEST_SAMPLINGS * NUM_TEST_CROPS, *clip_shape) if multiview else clip_shape
-    return _video_batches(data_dir, split, options, records, make_video, video_shape, stream)
+    dtype = tf.uint8 if options.uint8 else tf.float32
+    clip_spec = {"video": tf.TensorSpec(video_shape, dtype)}
+    return _video_batches(data_dir, split, options, records, make_video, clip_spec, stream)
 
 
 def describe_dataset(data_dir: str) -> dict[str, Any]:

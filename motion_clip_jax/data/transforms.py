@@ -126,9 +126,14 @@ def resize(frames: tf.Tensor, crop_size: int) -> tf.Tensor:
     return resized
 
 
+def flip_drawn(seed: tf.Tensor) -> tf.Tensor:
+    """Whether a clip is mirrored: probability 1/2 from a stateless seed (2,); () bool."""
+    return tf.random.stateless_uniform([], seed) < 0.5
+
+
 def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Mirrors all frames (T, H, W, C) left-right with probability 1/2 (stateless seed (2,))."""
-    flip = tf.random.stateless_uniform([], seed) < 0.5
+    flip = flip_drawn(seed)
 
     def mirror():
         # The same reversal on a (T * H, W, C) view: Eigen's 4-D reverse costs ~3x the 3-D one.

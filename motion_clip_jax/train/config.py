@@ -46,6 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.class_names = ""
     c.data.crop_size = 224  # frames fed to CLIP (must equal the CLIP image resolution)
     c.data.flip = True  # training: random horizontal flip (off for direction-defined classes)
+    # Training clips leave the host as their decoded crop windows and are resized, rounded and
+    # mirrored on the accelerator (train/window_resize.py): the same clips bit for bit, ~1/5 less
+    # host CPU per clip (docs/benchmarks.md section 3). False: all of it on the host.
+    c.data.resize_on_device = True
     c.data.few_shot_k = 0  # > 0: train on k videos per class drawn from train_split
     c.data.few_shot_seed = 0  # seed of that draw (the drawn list is written to the workdir)
     c.data.skip_bad_records = False  # count + log undecodable records instead of failing

@@ -10,12 +10,15 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+import tensorflow as tf
+from google.protobuf import message
 from jax.experimental import multihost_utils
 
 from motion_clip_jax.core import classnames as classnames_lib
 from motion_clip_jax.data import few_shot_draw, pipeline, source
 from motion_clip_jax.data import manifest as manifest_lib
-from motion_clip_jax.train import providers
+from motion_clip_jax.train import mesh as mesh_lib
+from motion_clip_jax.train import providers, window_resize
 
 
 @dataclasses.dataclass
@@ -224,16 +227,21 @@ def train_iterator(
 ) -> Iterator[dict[str, np.ndarray]]:
     """This process's share of each global batch, from `start_step` on (exact resume): video,
     label, mask, and index / epoch (which video, in which of its epochs; a refilled slot holds
-    its filler's).
+    its filler's). With data.resize_on_device, video holds crop windows and window_hw / flip come
+    with them: `device_clips` finishes them into the clips.
 
     process_index / process_count default to JAX's; tests pass them to emulate a multi-host layout.
     undecoded: (split position, epoch) of clips whose video is left zeros (features cached).
     """
     process_count = jax.process_count() if process_count is None else process_count
+    options = pipeline_options(config, config.train.batch_size // process_count)
+    if config.data.resize_on_device:
+        window = window_side(dataset.dataset_dir, dataset.train_split, options.crop_size)
+        options = dataclasses.replace(options, window=window)
     batches = pipeline.make_train_iterator(
         dataset.dataset_dir,
         dataset.train_split,
-        pipeline_options(config, config.train.batch_size // process_count),
+        options,
         start_step=start_step,
         process_index=process_index,
         process_count=process_count,
@@ -247,7 +255,40 @@ def train_iterator(
         mask = batch["mask"]
         if not mask.all():
             batch = _drop_masked(batch)
-        yield {"mask": mask, **{k: batch[k] for k in ("video", "label", "index", "epoch")}}
+        yield {"mask": mask, **{k: batch[k] for k in TRAIN_FIELDS if k in batch}}
+
+
+TRAIN_FIELDS = ("video", "window_hw", "flip", "label", "index", "epoch")
+_finish_clips = jax.jit(window_resize.finish_clips, static_argnums=3)
+
+
+def window_side(dataset_dir: str, split: str, crop_size: int) -> int:
+    """The side training crop windows are padded to: the short side of the split's first
+    record's frames (data_prep stores every video at one short side), at least crop_size."""
+    records = source.split_records(dataset_dir, split, process_index=0, process_count=1)
+    first = tf.data.TFRecordDataset(records.files[0]).skip(int(records.offset[0])).take(1)
+    try:
+        example = tf.train.Example.FromString(next(iter(first)).numpy())
+        jpeg = example.features.feature["video"].bytes_list.value[0]
+        height, width = tf.image.extract_jpeg_shape(jpeg).numpy()[:2]
+    except (tf.errors.OpError, message.DecodeError, IndexError, ValueError, StopIteration):
+        # A bad first record: the pipeline meets it and reports it (or skips it) where it is
+        # read; until then, a crop-sized window: larger windows are resized on the host.
+        return crop_size
+    return max(int(min(height, width)), crop_size)
+
+
+def device_clips(
+    local: dict[str, np.ndarray], sharding: jax.sharding.NamedSharding, crop_size: int
+) -> jax.Array:
+    """This process's rows of a training batch -> the global uint8 clips (B, T, crop, crop, 3):
+    `video` as it is, or with window_hw / flip, its crop windows resized, rounded and mirrored
+    on the device (train/window_resize.py: the host's clips bit for bit)."""
+    video = mesh_lib.global_batch(local["video"], sharding)
+    if "window_hw" not in local:
+        return video
+    window_hw, flip = mesh_lib.global_batch((local["window_hw"], local["flip"]), sharding)
+    return _finish_clips(video, window_hw, flip, crop_size, np.int32(0))
 
 
 def _drop_masked(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -182,7 +182,7 @@ def _load(cache: TrainFeatureCache, position: int, epoch: int, log) -> np.ndarra
 
 
 def local_frames(
-    cache: TrainFeatureCache, frozen: Any, local: dict[str, np.ndarray], step: int
+    cache: TrainFeatureCache, frozen: Any, local: dict[str, np.ndarray], step: int, crop_size: int
 ) -> np.ndarray:
     """This process's rows of the batch at `step` as frame features (B, T, D): cached clips read,
     the new ones through the image tower (a collective step every process runs at the same steps,
@@ -195,10 +195,14 @@ def local_frames(
         new = [c for c in dict.fromkeys(clips) if c not in cache.features]
         if len(new) > rows:
             raise RuntimeError(f"{WHAT}: {len(new)} new clips at step {step}, planned {rows}")
-        video = np.zeros((rows, *local["video"].shape[1:]), local["video"].dtype)
+        # The new clips' rows of every pixel field (video, and crop windows' window_hw / flip).
+        fields = {k: local[k] for k in ("video", "window_hw", "flip") if k in local}
+        rows_of = {k: np.zeros((rows, *v.shape[1:]), v.dtype) for k, v in fields.items()}
         for j, clip in enumerate(new):
-            video[j] = local["video"][clips.index(clip)]
-        out = cache.encode_step(frozen, mesh_lib.global_batch(video, cache.batch_sharding))
+            for k, v in fields.items():
+                rows_of[k][j] = v[clips.index(clip)]
+        video = data_input.device_clips(rows_of, cache.batch_sharding, crop_size)
+        out = cache.encode_step(frozen, video)
         features = np.asarray(
             multihost_utils.global_array_to_host_local_array(
                 out, cache.batch_sharding.mesh, cache.batch_sharding.spec

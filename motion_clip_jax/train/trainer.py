@@ -605,13 +605,15 @@ def train_batch(
     """This process's rows of the batch at `step` -> the global batch the train step takes:
     pixels, or with the training feature cache the clips' frame features (B, T, D)."""
     inputs = {"label": local["label"], "mask": local["mask"]}
-    if ctx.train_cache is None:
-        inputs["video"] = local["video"]
-    else:
+    if ctx.train_cache is not None:
         inputs["frames"] = train_features.local_frames(
-            ctx.train_cache, eval_ctx.frozen, local, step
+            ctx.train_cache, eval_ctx.frozen, local, step, ctx.config.data.crop_size
         )
-    return mesh_lib.global_batch(inputs, eval_ctx.batch_sharding)
+    batch = mesh_lib.global_batch(inputs, eval_ctx.batch_sharding)
+    if ctx.train_cache is None:
+        crop_size = ctx.config.data.crop_size
+        batch["video"] = data_input.device_clips(local, eval_ctx.batch_sharding, crop_size)
+    return batch
 
 
 def fetch_finite(
