@@ -56,13 +56,16 @@ def _lerp(a: Array, b: Array, t: Array, zero: Array) -> Array:
 def _resize_clip(window: Array, hw: Array, tables: tuple[Array, ...], zero: Array) -> Array:
     """(T, W, W, 3) uint8 window of valid size hw (2,) -> (T, out, out, 3) float32."""
     lower, upper, lerp = tables
-    frames = window.astype(jnp.float32)
     y0, y1, ty = lower[hw[0]], upper[hw[0]], lerp[hw[0]]
     x0, x1, tx = lower[hw[1]], upper[hw[1]], lerp[hw[1]]
-    top, bottom = frames[:, y0], frames[:, y1]  # (T, out, W, 3)
+    top, bottom = window[:, y0], window[:, y1]  # (T, out, W, 3), gathered as uint8: 1/4 the bytes
+
+    def corners(rows: Array) -> tuple[Array, Array]:
+        return rows[:, :, x0].astype(jnp.float32), rows[:, :, x1].astype(jnp.float32)
+
     tx = tx[None, None, :, None]
-    top = _lerp(top[:, :, x0], top[:, :, x1], tx, zero)
-    bottom = _lerp(bottom[:, :, x0], bottom[:, :, x1], tx, zero)
+    top = _lerp(*corners(top), tx, zero)
+    bottom = _lerp(*corners(bottom), tx, zero)
     return _lerp(top, bottom, ty[None, :, None, None], zero)
 
 
