@@ -38,6 +38,11 @@ def test_training_changes_name_each_field_old_and_new():
     assert workdir_lib.is_training_field("train.num_steps")
     assert not workdir_lib.is_training_field("train.log_every_steps")
     assert not workdir_lib.is_training_field("seedling")
+    # Where the clips are resized, not what they are: a record from before the field resumes.
+    assert workdir_lib.is_training_field("data.crop_size")
+    assert not workdir_lib.is_training_field("data.resize_on_device")
+    current = {**recorded, "data": {"resize_on_device": True}}
+    assert workdir_lib.training_changes(recorded, current) == []
 
 
 def _history(workdir):

@@ -42,6 +42,10 @@ TRAINING_FIELDS = (
     "train.num_epochs",
     "train.num_steps",
 )
+# Fields under those prefixes that say where work runs, not what is trained: they may change on
+# resume, and a record written before they existed compares equal. resize_on_device: the device
+# makes the host's clips bit for bit (train/window_resize.py).
+PLACEMENT_FIELDS = ("data.resize_on_device",)
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "config_history.jsonl"
 
@@ -81,6 +85,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def is_training_field(name: str) -> bool:
+    if name in PLACEMENT_FIELDS:
+        return False
     return any(name == p or name.startswith(p + ".") for p in TRAINING_FIELDS)
 
 
