@@ -215,12 +215,12 @@ def device_finish_ms(data_dir: str, batch_size: int) -> float:
     return 1e3 * best / batch_size
 
 
-def _stages() -> dict[str, dict]:
+def _stages(record: bytes) -> dict[str, dict]:
     """Stand-ins that cut the training pipeline after a stage: {stage: {(module, name): fn}}.
 
     Cumulative: "no resize" replaces the bilinear resize (with its cast) by zeros; "no decode"
-    also the decode of the crop windows; "no read" also the record read (a record held in
-    memory). Parsing, sampling, rounding, flip, stacking and batching stay in every one."""
+    also the decode of the crop windows; "no read" also the record read (`record`, held in
+    memory, for every one). Parsing, sampling, rounding, flip, stacking and batching stay in every one."""
     import tensorflow as tf
 
     from motion_clip_jax.data import record_offsets, transforms
@@ -233,12 +233,9 @@ def _stages() -> dict[str, dict]:
         keep = tf.cast(tf.strings.length(jpegs)[:, None, None, None] * 0 + box[0] * 0, tf.uint8)
         return tf.zeros([jpegs.shape[0], crop_size, crop_size, 3], tf.uint8) + keep
 
-    def in_memory(record):
-        def one_record(path, number, byte_offset):
-            del path, number, byte_offset
-            return tf.data.Dataset.from_tensors(record)
-
-        return one_record
+    def in_memory(path, number, byte_offset):
+        del path, number, byte_offset
+        return tf.data.Dataset.from_tensors(record)
 
     return {
         "no resize": {(transforms, "resize"): no_resize},
@@ -263,13 +260,10 @@ def breakdown(data_dir: str, *, rounds: int, batches: int, batch_size: int) -> d
 
     first = source.split_records(data_dir, "train", process_index=0, process_count=1)
     record = next(iter(tf.data.TFRecordDataset(first.files[0]))).numpy()
-    stages = {"full": {}, **_stages()}
+    stages = {"full": {}, **_stages(record)}
     best = {name: float("inf") for name in stages}
     for _ in range(rounds):
         for name, patches in stages.items():
-            patches = {
-                key: (fn(record) if key[1] == "one_record" else fn) for key, fn in patches.items()
-            }
             saved = {key: getattr(*key) for key in patches}
             try:
                 for (module, attr), fn in patches.items():

@@ -4,8 +4,6 @@ mirror states, windows the host must resize itself, and zero (cached or placehol
 
 from __future__ import annotations
 
-import io
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,22 +14,18 @@ from PIL import Image
 from motion_clip_jax.data import pipeline
 from motion_clip_jax.train import window_resize
 
-from .test_data_pipeline import take, write_dataset
+from .test_data_pipeline import _jpeg, take, write_dataset
 
 T, CROP = 4, 32
 
 
 def _noise_jpegs(seed: int, count: int, height: int, width: int) -> list[bytes]:
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        # Smooth noise: JPEG keeps detail, so interpolation weights show in every pixel.
-        small = rng.integers(0, 256, (height // 4 + 1, width // 4 + 1, 3), dtype=np.uint8)
-        image = Image.fromarray(small).resize((width, height), Image.BILINEAR)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    # Smooth noise: JPEG keeps detail, so interpolation weights show in every pixel.
+    small = rng.integers(0, 256, (count, height // 4 + 1, width // 4 + 1, 3), dtype=np.uint8)
+    return [
+        _jpeg(np.asarray(Image.fromarray(s).resize((width, height), Image.BILINEAR))) for s in small
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -287,7 +287,7 @@ def _crop_window(sampled, box, crop_size: int, window: int) -> dict[str, tf.Tens
 
     def raw():
         frames = [tf.image.decode_and_crop_jpeg(sampled[t], box, channels=3) for t in range(steps)]
-        return tf.stack([pad(f[None], h, w)[0] for f in frames])
+        return pad(tf.stack(frames), h, w)
 
     def resized():
         frames = transforms.decode_crop_resize(sampled, box, crop_size, lambda f: _finish(f, True))

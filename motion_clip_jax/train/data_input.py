@@ -15,7 +15,7 @@ from google.protobuf import message
 from jax.experimental import multihost_utils
 
 from motion_clip_jax.core import classnames as classnames_lib
-from motion_clip_jax.data import few_shot_draw, pipeline, source
+from motion_clip_jax.data import few_shot_draw, pipeline, source, transforms
 from motion_clip_jax.data import manifest as manifest_lib
 from motion_clip_jax.train import mesh as mesh_lib
 from motion_clip_jax.train import providers, window_resize
@@ -255,10 +255,12 @@ def train_iterator(
         mask = batch["mask"]
         if not mask.all():
             batch = _drop_masked(batch)
-        yield {"mask": mask, **{k: batch[k] for k in TRAIN_FIELDS if k in batch}}
+        fields = (*PIXEL_FIELDS, "label", "index", "epoch")
+        yield {"mask": mask, **{k: batch[k] for k in fields if k in batch}}
 
 
-TRAIN_FIELDS = ("video", "window_hw", "flip", "label", "index", "epoch")
+# What makes a training clip's pixels: the clip, or its crop window with window_hw and flip.
+PIXEL_FIELDS = ("video", "window_hw", "flip")
 _finish_clips = jax.jit(window_resize.finish_clips, static_argnums=3)
 
 
@@ -269,8 +271,7 @@ def window_side(dataset_dir: str, split: str, crop_size: int) -> int:
     first = tf.data.TFRecordDataset(records.files[0]).skip(int(records.offset[0])).take(1)
     try:
         example = tf.train.Example.FromString(next(iter(first)).numpy())
-        jpeg = example.features.feature["video"].bytes_list.value[0]
-        height, width = tf.image.extract_jpeg_shape(jpeg).numpy()[:2]
+        height, width = transforms.frame_size(example.features.feature["video"].bytes_list.value[0])
     except (tf.errors.OpError, message.DecodeError, IndexError, ValueError, StopIteration):
         # A bad first record: the pipeline meets it and reports it (or skips it) where it is
         # read; until then, a crop-sized window: larger windows are resized on the host.

@@ -196,7 +196,7 @@ def local_frames(
         if len(new) > rows:
             raise RuntimeError(f"{WHAT}: {len(new)} new clips at step {step}, planned {rows}")
         # The new clips' rows of every pixel field (video, and crop windows' window_hw / flip).
-        fields = {k: local[k] for k in ("video", "window_hw", "flip") if k in local}
+        fields = {k: local[k] for k in data_input.PIXEL_FIELDS if k in local}
         rows_of = {k: np.zeros((rows, *v.shape[1:]), v.dtype) for k, v in fields.items()}
         for j, clip in enumerate(new):
             for k, v in fields.items():
